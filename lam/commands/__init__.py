@@ -1,0 +1,1 @@
+"""Subcommands of the ``lam`` CLI, one module per group."""

@@ -1,0 +1,159 @@
+"""The atomic graph: the one data object that flows through lam.
+
+An :class:`AtomicGraph` is a ``torch_geometric`` ``Data`` holding one frame: structure, a periodic
+neighbour list at a given cutoff, labels with presence masks, and the dataset/head it belongs to.
+Batching is plain ``torch_geometric`` collation (``Batch.from_data_list`` or its ``DataLoader``).
+Field names and shapes are documented in :mod:`lam.keys`.
+"""
+
+from __future__ import annotations
+
+import ase
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+from lam import keys
+from lam.data.neighbors import neighbor_list
+
+
+def _label(atoms: ase.Atoms, name: str) -> np.ndarray | None:
+    """A label from the attached calculator's results, else from info/arrays, else None."""
+    calc = atoms.calc
+    if calc is not None and name in getattr(calc, "results", {}):
+        return np.asarray(calc.results[name], dtype=np.float64)
+    if name in atoms.info:
+        return np.asarray(atoms.info[name], dtype=np.float64)
+    if name in atoms.arrays:
+        return np.asarray(atoms.arrays[name], dtype=np.float64)
+    return None
+
+
+def _stress_3x3(stress: np.ndarray) -> np.ndarray:
+    """ASE stores stress either as Voigt [6] (xx yy zz yz xz xy) or as a 3x3 matrix."""
+    if stress.shape == (6,):
+        xx, yy, zz, yz, xz, xy = stress
+        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    return stress.reshape(3, 3)
+
+
+class AtomicGraph(Data):
+    """One frame as a graph. See :mod:`lam.keys` for fields, units and shapes."""
+
+    @classmethod
+    def from_arrays(
+        cls,
+        atomic_numbers: np.ndarray,
+        positions: np.ndarray,
+        cell: np.ndarray,
+        pbc: np.ndarray,
+        cutoff: float,
+        energy: float | None = None,
+        forces: np.ndarray | None = None,
+        stress: np.ndarray | None = None,
+        head: str = "default",
+        frame_id: str = "",
+        dtype: torch.dtype = torch.float64,
+    ) -> AtomicGraph:
+        """Build a graph (with its neighbour list) from plain arrays.
+
+        Args:
+            atomic_numbers: [N] atomic numbers.
+            positions: [N, 3] positions, Å.
+            cell: [3, 3] lattice vectors as rows, Å (zeros for a molecule).
+            pbc: [3] periodicity per axis.
+            cutoff: neighbour-list cutoff, Å.
+            energy: total energy, eV, or None when the frame has no energy label.
+            forces: [N, 3] forces, eV/Å, or None.
+            stress: [3, 3] or Voigt [6] stress, eV/Å^3, ASE sign, or None.
+            head: dataset / fitting-head name this frame belongs to.
+            frame_id: where the frame came from ("file#index"), used in error messages.
+            dtype: floating dtype of positions, cell and labels.
+        """
+        n_atoms = len(atomic_numbers)
+        cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
+        pbc = np.asarray(pbc, dtype=bool).reshape(3)
+        edge_index, cell_shift = neighbor_list(positions, cell, pbc, cutoff)
+        as_float = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype)  # noqa: E731
+        return cls(
+            **{
+                keys.ATOMIC_NUMBERS: torch.as_tensor(np.asarray(atomic_numbers), dtype=torch.long),
+                keys.POSITIONS: as_float(positions).reshape(n_atoms, 3),
+                keys.CELL: as_float(cell).unsqueeze(0),
+                keys.PBC: torch.as_tensor(pbc).unsqueeze(0),
+                keys.EDGE_INDEX: torch.from_numpy(edge_index),
+                keys.CELL_SHIFT: as_float(cell_shift),
+                keys.CUTOFF: torch.tensor([float(cutoff)], dtype=dtype),
+                keys.ENERGY: as_float([0.0 if energy is None else energy]),
+                keys.FORCES: as_float(np.zeros((n_atoms, 3)) if forces is None else forces).reshape(
+                    n_atoms, 3
+                ),
+                keys.STRESS: as_float(np.zeros((3, 3)) if stress is None else _stress_3x3(stress)).reshape(
+                    1, 3, 3
+                ),
+                keys.HAS_ENERGY: torch.tensor([energy is not None]),
+                keys.HAS_FORCES: torch.tensor([forces is not None]),
+                keys.HAS_STRESS: torch.tensor([stress is not None]),
+                keys.HEAD: head,
+                keys.FRAME_ID: frame_id,
+                "num_nodes": n_atoms,
+            }
+        )
+
+    @classmethod
+    def from_atoms(
+        cls,
+        atoms: ase.Atoms,
+        cutoff: float,
+        head: str = "default",
+        frame_id: str = "",
+        dtype: torch.dtype = torch.float64,
+    ) -> AtomicGraph:
+        """Build a graph from an ``ase.Atoms``; labels come from its calculator results or info.
+
+        Energy is read from ``energy`` (not ``free_energy``), forces from ``forces``, stress from
+        ``stress`` (Voigt or 3x3, ASE sign). Missing labels get a False presence mask.
+        """
+        energy = _label(atoms, "energy")
+        stress = _label(atoms, "stress")
+        return cls.from_arrays(
+            atomic_numbers=atoms.numbers,
+            positions=atoms.positions,
+            cell=atoms.cell.array,
+            pbc=atoms.pbc,
+            cutoff=cutoff,
+            energy=None if energy is None else float(energy),
+            forces=_label(atoms, "forces"),
+            stress=stress,
+            head=head,
+            frame_id=frame_id,
+            dtype=dtype,
+        )
+
+    def to_atoms(self) -> ase.Atoms:
+        """Back to ``ase.Atoms`` with a ``SinglePointCalculator`` holding the present labels."""
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        atoms = ase.Atoms(
+            numbers=self[keys.ATOMIC_NUMBERS].numpy(),
+            positions=self[keys.POSITIONS].double().numpy(),
+            cell=self[keys.CELL][0].double().numpy(),
+            pbc=self[keys.PBC][0].numpy(),
+        )
+        results = {}
+        if bool(self[keys.HAS_ENERGY]):
+            results["energy"] = float(self[keys.ENERGY])
+        if bool(self[keys.HAS_FORCES]):
+            results["forces"] = self[keys.FORCES].double().numpy()
+        if bool(self[keys.HAS_STRESS]):
+            results["stress"] = self[keys.STRESS][0].double().numpy()
+        if results:
+            atoms.calc = SinglePointCalculator(atoms, **results)
+        atoms.info["head"] = self[keys.HEAD]
+        return atoms
+
+    def __inc__(self, key: str, value: object, *args: object, **kwargs: object) -> int:
+        """Only edge_index is offset by the number of nodes when batching."""
+        if key == keys.EDGE_INDEX:
+            return self.num_nodes
+        return 0

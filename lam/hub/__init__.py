@@ -1,0 +1,1 @@
+"""Hugging Face Hub: download, cache, model cards and versions."""

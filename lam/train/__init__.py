@@ -1,0 +1,1 @@
+"""Training: Lightning tasks, losses, fine-tuning and distillation."""
