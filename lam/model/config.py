@@ -31,6 +31,7 @@ class DPA2Config:
     three_body_cutoff: float = 4.0  # [three_body_rcut], Å
     three_body_smooth_start: float = 3.5  # [three_body_rcut_smth], Å
     three_body_max_neighbors: int = 48  # [three_body_sel]
+    three_body_embedding_widths: tuple[int, ...] = (2, 4, 8)  # [three_body_neuron]
     # repformer stack
     repformer_cutoff: float = 4.0  # [repformer.rcut], Å
     repformer_smooth_start: float = 3.5  # [repformer.rcut_smth], Å

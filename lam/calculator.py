@@ -1,0 +1,70 @@
+"""ASE calculator for lam models (teacher or student), from a notebook or a script."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ase
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+from torch_geometric.data import Batch
+
+from lam.data.graph import AtomicGraph
+from lam.model.lam import LAM
+
+
+class LAMCalculator(Calculator):
+    """Energy (eV), forces (eV/Å) and stress (eV/Å^3, ASE sign) from a :class:`~lam.model.lam.LAM`.
+
+    Args:
+        model: a ``LAM`` instance, or anything :func:`lam.hub.load_model` accepts (Hub id with optional
+            ``@revision``, local folder, or built-in model name).
+        head: fitting head to use (required for multi-head models: each head is a level of theory).
+        device: torch device, e.g. "cpu" or "cuda".
+        dtype: "float64" or "float32".
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+
+    def __init__(
+        self,
+        model: LAM | str | Path,
+        head: str | None = None,
+        device: str = "cpu",
+        dtype: str = "float64",
+        **kwargs: object,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(model, LAM):
+            from lam.hub import load_model
+
+            model = load_model(str(model))
+        self.torch_dtype = {"float64": torch.float64, "float32": torch.float32}[dtype]
+        self.model = model.to(device=device, dtype=self.torch_dtype).eval()
+        self.head = self.model.resolve_head(head)
+        self.device = device
+
+    def calculate(
+        self,
+        atoms: ase.Atoms | None = None,
+        properties: list[str] | None = None,
+        system_changes: list[str] = all_changes,
+    ) -> None:
+        """Evaluate the model on ``atoms`` (ASE calls this through get_potential_energy etc.)."""
+        super().calculate(atoms, properties, system_changes)
+        properties = properties or ["energy"]
+        graph = AtomicGraph.from_atoms(self.atoms, self.model.cutoff, dtype=self.torch_dtype)
+        batch = Batch.from_data_list([graph]).to(self.device)
+        want_stress = "stress" in properties and bool(self.atoms.pbc.any())
+        out = self.model(batch, head=self.head, compute_forces=True, compute_stress=want_stress)
+        energy = float(out.energy.detach().cpu()[0])
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "energies": out.node_energy.detach().cpu().double().numpy(),
+            "forces": out.forces.detach().cpu().double().numpy(),
+        }
+        if want_stress:
+            s = out.stress.detach().cpu().double().numpy()[0]
+            self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])

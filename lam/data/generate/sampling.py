@@ -1,0 +1,35 @@
+"""Structure perturbations shared by the recipes: random strain and short Langevin MD."""
+
+import ase
+import numpy as np
+from ase.calculators.calculator import Calculator
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.units import fs
+
+
+def random_strain(atoms: ase.Atoms, rng: np.random.Generator, max_strain: float) -> ase.Atoms:
+    """A copy with the cell deformed by a random symmetric strain (components in ±max_strain)."""
+    strained = atoms.copy()
+    strain = rng.uniform(-max_strain, max_strain, size=(3, 3))
+    strain = 0.5 * (strain + strain.T)
+    strained.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
+    return strained
+
+
+def langevin_snapshot(
+    atoms: ase.Atoms, calculator: Calculator, rng: np.random.Generator, temperature_K: float,
+    steps: int, timestep_fs: float = 1.0,
+) -> ase.Atoms:
+    """The last frame of a short Langevin MD run (friction 0.02/fs) started from Maxwell-Boltzmann
+    velocities at ``temperature_K``; seeded through ``rng``, so reproducible.
+    """
+    moving = atoms.copy()
+    moving.calc = calculator
+    MaxwellBoltzmannDistribution(moving, temperature_K=temperature_K, rng=rng)
+    dynamics = Langevin(moving, timestep=timestep_fs * fs, temperature_K=temperature_K,
+                        friction=0.02 / fs, fixcm=False, rng=rng)
+    dynamics.run(steps)
+    snapshot = moving.copy()  # drops the driving calculator; labels are attached later
+    snapshot.arrays.pop("momenta", None)  # velocities are not labels; keep files small
+    return snapshot

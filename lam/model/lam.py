@@ -1,0 +1,199 @@
+"""The large atomic model: a shared descriptor and a dictionary of per-dataset fitting heads."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from lam import keys
+from lam.model.config import DPA2Config, HeadSpec, LAMConfig
+from lam.model.heads import EnergyHead
+from lam.model.outputs import Predictions
+from lam.model.physics import derivatives, edge_vectors, strained_geometry
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def build_descriptor(config: LAMConfig) -> nn.Module:
+    """The descriptor module named by ``config.descriptor.kind``."""
+    if isinstance(config.descriptor, DPA2Config):
+        from lam.model.descriptor import DPA2Descriptor
+
+        return DPA2Descriptor(config.descriptor)
+    from lam.model.student import StudentDescriptor
+
+    return StudentDescriptor(config.descriptor)
+
+
+class LAM(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="lam",
+    tags=["interatomic-potential", "lam"],
+    coders={LAMConfig: (lambda config: config.to_dict(), LAMConfig.from_dict)},
+):
+    """Descriptor + ``ModuleDict`` of energy heads; energy, forces and stress for a batch of graphs.
+
+    Args:
+        config: the whole model configuration (descriptor, head architecture, head names).
+
+    Saving writes ``config.json`` (with ``schema_version``) and ``model.safetensors``; loading never
+    unpickles anything (:meth:`from_pretrained` takes a Hub id, a cached id offline, or a folder).
+    """
+
+    def __init__(self, config: LAMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.descriptor = build_descriptor(config)
+        self.heads = nn.ModuleDict(
+            {spec.name: EnergyHead(self.descriptor.output_dim, config.head) for spec in config.heads}
+        )
+
+    @property
+    def cutoff(self) -> float:
+        """Cutoff (Å) that input graphs must be built with."""
+        return self.config.cutoff
+
+    def forward(
+        self,
+        batch: object,
+        head: str | None = None,
+        compute_forces: bool = True,
+        compute_stress: bool = False,
+        create_graph: bool | None = None,
+    ) -> Predictions:
+        """Energy (and derivatives) of a ``torch_geometric`` batch of :class:`~lam.data.graph.AtomicGraph`.
+
+        Args:
+            batch: a ``Batch`` (or a single ``AtomicGraph``) built with cutoff >= :attr:`cutoff`.
+            head: fitting head to use; None means the only head of a single-head model.
+            compute_forces: return forces (autograd of the energy).
+            compute_stress: return virial and stress (strain derivative).
+            create_graph: keep the derivative graph (default: ``self.training``).
+        """
+        head_module = self.heads[self.resolve_head(head)]
+        positions = batch[keys.POSITIONS]
+        cell = batch[keys.CELL]
+        n_atoms = positions.shape[0]
+        graph_index = batch.batch if getattr(batch, "batch", None) is not None else positions.new_zeros(
+            n_atoms, dtype=torch.long
+        )
+        n_graphs = cell.shape[0]
+        need_grad = compute_forces or compute_stress
+        with torch.enable_grad():
+            if need_grad:
+                positions = positions.detach().requires_grad_(True)
+            strained_pos, strained_cell, displacement = strained_geometry(
+                positions, cell, graph_index, compute_stress
+            )
+            vectors = edge_vectors(
+                strained_pos, strained_cell, graph_index, batch[keys.EDGE_INDEX], batch[keys.CELL_SHIFT]
+            )
+            numbers = batch[keys.ATOMIC_NUMBERS]
+            node_feats = self.descriptor(numbers, batch[keys.EDGE_INDEX], vectors)  # [N, D]
+            node_energy = head_module(node_feats, numbers, self.isolated_features(numbers, vectors))  # [N]
+            energy = node_energy.new_zeros(n_graphs).index_add(0, graph_index, node_energy)  # [B]
+            if not need_grad:
+                return Predictions(energy=energy, node_energy=node_energy)
+            keep = self.training if create_graph is None else create_graph
+            forces, virial, stress = derivatives(
+                energy, positions, displacement, cell, batch[keys.PBC], create_graph=keep
+            )
+        return Predictions(energy=energy, node_energy=node_energy, forces=forces, virial=virial, stress=stress)
+
+    def isolated_features(self, atomic_numbers: Tensor, like: Tensor) -> Tensor:
+        """Descriptor features of an isolated atom of each atom's element, [N, D] (one pass per element)."""
+        elements, inverse = torch.unique(atomic_numbers, return_inverse=True)
+        no_edges = atomic_numbers.new_zeros(2, 0)
+        no_vectors = like.new_zeros(0, 3)
+        return self.descriptor(elements, no_edges, no_vectors)[inverse]
+
+    def resolve_head(self, head: str | None) -> str:
+        """Validate a head name (None picks the only head) and return it."""
+        names = list(self.heads.keys())
+        if head is None:
+            if len(names) != 1:
+                raise ValueError(f"this model has several heads; choose one of {names}")
+            return names[0]
+        if head not in self.heads:
+            raise KeyError(f"no head named {head!r}; this model has heads {names}")
+        return head
+
+    # ---- head operations -------------------------------------------------------------------
+    def add_head(self, spec: HeadSpec, copy_from: str | None = None) -> None:
+        """Add a fitting head; fresh, or a copy of an existing head's weights and references."""
+        if spec.name in self.heads:
+            raise ValueError(f"head {spec.name!r} already exists; heads: {list(self.heads)}")
+        head = EnergyHead(self.descriptor.output_dim, self.config.head)
+        if copy_from is not None:
+            head.load_state_dict(self.heads[self.resolve_head(copy_from)].state_dict())
+        ref = next(self.parameters())
+        self.heads[spec.name] = head.to(device=ref.device, dtype=ref.dtype)
+        self.config = dataclasses.replace(self.config, heads=(*self.config.heads, spec))
+
+    def drop_head(self, name: str) -> None:
+        """Remove a fitting head."""
+        self.resolve_head(name)
+        if len(self.heads) == 1:
+            raise ValueError("cannot drop the last head of a model")
+        del self.heads[name]
+        self.config = dataclasses.replace(
+            self.config, heads=tuple(h for h in self.config.heads if h.name != name)
+        )
+
+    def keep_heads(self, names: list[str]) -> None:
+        """Drop every head not in ``names`` (e.g. before publishing a fine-tuned model)."""
+        for name in list(self.heads):
+            if name not in names:
+                self.drop_head(name)
+
+    # ---- serialisation (safetensors + JSON; never pickle) -----------------------------------
+    def _save_pretrained(self, save_directory: Path) -> None:
+        save_directory = Path(save_directory)
+        (save_directory / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(tensors, str(save_directory / WEIGHTS_FILE), metadata={"format": "pt", "library": "lam"})
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        force_download: bool = False,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs: object,
+    ) -> LAM:
+        def fetch(filename: str) -> str:
+            if os.path.isdir(model_id):
+                path = Path(model_id) / filename
+                if not path.is_file():
+                    raise FileNotFoundError(f"{model_id}: no {filename} (a lam model folder holds "
+                                            f"{CONFIG_FILE} and {WEIGHTS_FILE})")
+                return str(path)
+            return hf_hub_download(
+                repo_id=model_id, filename=filename, revision=revision, cache_dir=cache_dir,
+                force_download=force_download, token=token, local_files_only=local_files_only,
+            )
+
+        config = model_kwargs.get("config")
+        if not isinstance(config, LAMConfig):  # the mixin decodes config.json when it finds it
+            config = LAMConfig.from_dict(json.loads(Path(fetch(CONFIG_FILE)).read_text()))
+        model = cls(config)
+        state = load_file(fetch(WEIGHTS_FILE), device=str(map_location))
+        dtype = next(iter(state.values())).dtype if state else torch.float32
+        model.to(dtype=dtype)
+        model.load_state_dict(state, strict=strict)
+        return model
