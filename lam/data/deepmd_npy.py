@@ -18,7 +18,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers as SYMBOL_TO_Z
 from ase.data import chemical_symbols
 
-from lam.data.validate import InvalidFrameError, get_label
+from lam.data.validate import InvalidFrameError, get_label, stress_3x3
 
 
 def is_system(path: Path) -> bool:
@@ -136,21 +136,11 @@ def _system_arrays(frames: list[ase.Atoms]) -> dict[str, np.ndarray]:
                 f"has no {label} while others have"
             )
         if label == "stress":
-            values = [-_stress_3x3(v) * a.get_volume() for v, a in zip(values, frames, strict=True)]
+            values = [-stress_3x3(v) * a.get_volume() for v, a in zip(values, frames, strict=True)]
         arrays[name] = np.stack([np.asarray(v, dtype=np.float64).reshape(-1) for v in values])
     if "energy" in arrays:
         arrays["energy"] = arrays["energy"].reshape(-1)
     return arrays
-
-
-def _stress_3x3(stress: object) -> np.ndarray:
-    """Voigt [6] (xx yy zz yz xz xy) or [3, 3] stress as [3, 3]."""
-    stress = np.asarray(stress, dtype=np.float64)
-    if stress.shape == (6,):
-        from ase.constraints import voigt_6_to_full_3x3_stress
-
-        return voigt_6_to_full_3x3_stress(stress)
-    return stress.reshape(3, 3)
 
 
 def write_systems(frames: Iterable[ase.Atoms], out_dir: Path) -> int:

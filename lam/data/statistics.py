@@ -182,8 +182,7 @@ def _head_statistics(frames: list[ase.Atoms], cutoff: float, ridge: float) -> di
         "mean_neighbor_count": mean_neighbor_count(frames, cutoff),
     }
     if fit is not None:
-        # JSON keys are strings; keep them as atomic numbers for an unambiguous round trip.
-        stats["energy_references_eV"] = {str(z): e for z, e in fit.references.items()}
+        stats["energy_references_eV"] = {ase.data.chemical_symbols[z]: e for z, e in fit.references.items()}
         stats["reference_fit"] = {k: v for k, v in asdict(fit).items() if k != "references"}
     return stats
 
@@ -193,8 +192,8 @@ def compute_statistics(
 ) -> dict[str, dict]:
     """Statistics per head (``atoms.info["head"]``, else ``default_head``), as a JSON-able dict.
 
-    Each head gets: frames, atoms, elements, per-element energy references (eV, keyed by Z as a
-    string) with the fit's rank report, force RMS (eV/Å) and mean neighbour count at ``cutoff`` (Å).
+    Each head gets: frames, atoms, elements, per-element energy references (eV, keyed by element
+    symbol) with the fit's rank report, force RMS (eV/Å) and mean neighbour count at ``cutoff`` (Å).
     """
     by_head: dict[str, list[ase.Atoms]] = {}
     for atoms in frames:

@@ -37,7 +37,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from datasets import Features, List, Value
 from datasets.arrow_writer import ArrowWriter
 
-from lam.data.validate import get_label
+from lam.data.validate import get_label, stress_3x3
 
 FORMAT_NAME = "lam-training"
 FORMAT_VERSION = 1
@@ -59,15 +59,6 @@ SCHEMA = Features(
 )
 
 
-def _stress_3x3(stress: object) -> np.ndarray:
-    """Voigt [6] (xx yy zz yz xz xy, ASE order) or [3, 3] stress as [3, 3]."""
-    stress = np.asarray(stress, dtype=np.float64)
-    if stress.shape == (6,):
-        xx, yy, zz, yz, xz, xy = stress
-        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-    return stress.reshape(3, 3)
-
-
 def atoms_to_row(atoms: ase.Atoms, head: str) -> dict[str, object]:
     """One frame as a row of :data:`SCHEMA`; absent labels are None (null).
 
@@ -81,7 +72,7 @@ def atoms_to_row(atoms: ase.Atoms, head: str) -> dict[str, object]:
         "pbc": np.asarray(atoms.pbc, dtype=bool),
         "energy": None if energy is None else float(np.asarray(energy, dtype=np.float64).reshape(())),
         "forces": None if forces is None else np.asarray(forces, dtype=np.float64).reshape(len(atoms), 3),
-        "stress": None if stress is None else _stress_3x3(stress),
+        "stress": None if stress is None else stress_3x3(stress),
         "head": str(atoms.info.get("head", head)),
         "frame_id": str(atoms.info.get("frame_id", "")),
     }

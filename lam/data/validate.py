@@ -62,6 +62,15 @@ def get_label(atoms: ase.Atoms, name: str) -> object | None:
     return None
 
 
+def stress_3x3(stress: object) -> np.ndarray:
+    """Voigt [6] (xx yy zz yz xz xy, ASE order) or [3, 3] stress as a [3, 3] float64 array."""
+    stress = np.asarray(stress, dtype=np.float64)
+    if stress.shape == (6,):
+        xx, yy, zz, yz, xz, xy = stress
+        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    return stress.reshape(3, 3)
+
+
 def _as_float_array(value: object) -> np.ndarray | None:
     """``value`` as a float64 array, or None when it is not numeric."""
     try:

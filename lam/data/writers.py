@@ -22,11 +22,11 @@ import ase.db
 import ase.io
 import numpy as np
 from ase.io.extxyz import key_val_dict_to_str
-from ase.utils import opencew  # noqa: F401  (kept out: compression handled by ase.io.formats.open_with_compression)
+from ase.io.formats import open_with_compression
 
 from lam.data import deepmd_npy
 from lam.data.training_format import prepare_output_dir, write_training_dataset
-from lam.data.validate import LABELS, get_label
+from lam.data.validate import LABELS, get_label, stress_3x3
 
 _PROPERTY_TYPES = {"f": "R", "i": "I", "u": "I", "b": "L", "U": "S", "S": "S"}
 
@@ -75,7 +75,7 @@ def _extxyz_frame(atoms: ase.Atoms) -> str:
         header["energy"] = float(np.asarray(energy, dtype=np.float64).reshape(()))
     stress = get_label(atoms, "stress")
     if stress is not None:
-        header["stress"] = _stress_3x3(stress)
+        header["stress"] = stress_3x3(stress)
     header.update({k: v for k, v in atoms.info.items() if k not in LABELS})
     header["pbc"] = np.asarray(atoms.pbc, dtype=bool)
     lines = [str(len(atoms)), key_val_dict_to_str(header)]
@@ -85,18 +85,7 @@ def _extxyz_frame(atoms: ase.Atoms) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _stress_3x3(stress: object) -> np.ndarray:
-    """Voigt [6] (xx yy zz yz xz xy) or [3, 3] stress as [3, 3]."""
-    stress = np.asarray(stress, dtype=np.float64)
-    if stress.shape == (6,):
-        xx, yy, zz, yz, xz, xy = stress
-        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-    return stress.reshape(3, 3)
-
-
 def _write_extxyz(frames: Iterable[ase.Atoms], path: Path) -> int:
-    from ase.io.formats import open_with_compression
-
     count = 0
     with open_with_compression(str(path), "w") as fd:
         for atoms in frames:
@@ -138,6 +127,7 @@ def write_frames(
             directory is refused before anything is written.
         head: head name for frames without ``info["head"]`` (training format only).
     """
+    explicit_format = format
     format = output_format(path, format)
     path = Path(path)
     if format == "training":
@@ -152,12 +142,23 @@ def write_frames(
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory, expected a file for format {format}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Write next to the target and rename at the end, so a failure (e.g. an invalid frame met
+    # half-way) leaves no truncated output behind. The temporary name keeps the suffixes.
+    partial = path.with_name(f".partial-{path.name}")
+    try:
+        count = _write_file(frames, partial, format, explicit_format)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count
+
+
+def _write_file(frames: Iterable[ase.Atoms], path: Path, format: str, explicit_format: str | None) -> int:
+    """Write a single-file format to ``path``."""
     if format == "extxyz":
         return _write_extxyz(frames, path)
     if format == "db":
-        if path.exists():
-            path.unlink()  # ase.db appends to an existing file even with append=False on some backends
         return _write_db(frames, path)
     frames = list(frames)  # ase.io.write needs a sequence for single-frame formats' checks
-    ase.io.write(str(path), frames, format=format)
+    ase.io.write(str(path), frames, format=explicit_format)  # None: ase.io guesses from the name
     return len(frames)
