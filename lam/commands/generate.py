@@ -21,8 +21,8 @@ def generate(
 ) -> Path:
     """Generate a small labelled dataset with a seeded recipe.
 
-    Writes OUT as our training format (or one xz-compressed extxyz file) with OUT/card.yaml (registry
-    card), OUT/PROVENANCE.md and the cached statistics.
+    Writes OUT as our training format (or one xz-compressed extxyz file) with OUT/<name>.yaml (registry
+    card), OUT/PROVENANCE.md and the cached statistics (OUT/stats.json for the training layout).
 
     Args:
         recipe: emt-bulk, xtb-molecules, emt-slabs or pyscf-small.

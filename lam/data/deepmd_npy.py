@@ -82,8 +82,6 @@ def _frame(
         forces = results["forces"]  # a wrong size is left for validate_atoms to report
         results["forces"] = forces.reshape(n_atoms, 3) if forces.size == 3 * n_atoms else forces
     if "stress" in results:
-        if not periodic:
-            raise InvalidFrameError(source, index, "stress", "virial.npy given for a non-periodic system")
         results["stress"] = -results["stress"].reshape(3, 3) / atoms.get_volume()
     if results:
         atoms.calc = SinglePointCalculator(atoms, **results)
@@ -110,6 +108,8 @@ def read_system(system: Path) -> Iterator[tuple[str, int, ase.Atoms | InvalidFra
             raise ValueError(f"{set_dir}/coord.npy: {coord.shape[1]} values per frame, type.raw has {len(numbers)} atoms")
         arrays = {"coord": coord} | {n: _load(set_dir, n) for n in ("box", "energy", "force", "virial")}
         set_periodic = periodic and arrays["box"] is not None
+        if arrays["virial"] is not None and not set_periodic:
+            raise ValueError(f"{set_dir}/virial.npy: a non-periodic system has no volume to turn a virial into stress")
         for k in range(n_frames):
             try:
                 frame: ase.Atoms | InvalidFrameError = _frame(numbers, arrays, k, set_periodic, str(system), index)

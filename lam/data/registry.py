@@ -122,8 +122,22 @@ class DatasetCard:
         return data
 
     def to_yaml(self) -> str:
-        """The card as YAML text."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+        """The card as YAML text (elements on one line, as in the card files)."""
+        data = {**self.to_dict(), "elements": _FlowList(self.elements)}
+        return yaml.dump(data, Dumper=_CardDumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+class _FlowList(list):
+    """A list that YAML writes in flow style: ``[H, C, N, O]``."""
+
+
+class _CardDumper(yaml.SafeDumper):
+    """SafeDumper that writes :class:`_FlowList` in flow style."""
+
+
+_CardDumper.add_representer(
+    _FlowList, lambda dumper, value: dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True)
+)
 
 
 def registry_dir() -> Path:

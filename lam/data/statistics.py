@@ -25,7 +25,7 @@ import numpy as np
 from lam.data.neighbors import neighbor_list
 
 STATS_FILE = "stats.json"
-_NOT_DATA = {STATS_FILE, "card.yaml", "PROVENANCE.md", "state.json"}  # never part of the data checksum
+_NOT_DATA = {STATS_FILE, "PROVENANCE.md", "state.json"}  # never part of the data checksum (nor *.yaml cards)
 
 
 @dataclass(frozen=True)
@@ -204,12 +204,12 @@ def compute_statistics(
 def data_checksum(path: str | Path) -> str:
     """sha256 over a data file, or over every data file of a directory (relative names + bytes).
 
-    ``stats.json``, ``card.yaml``, ``PROVENANCE.md`` and the ``datasets`` ``state.json`` (whose
+    ``stats.json``, ``*.yaml`` cards, ``PROVENANCE.md`` and the ``datasets`` ``state.json`` (whose
     fingerprint changes between identical saves) are not data and are skipped.
     """
     path = Path(path)
     files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and p.name not in _NOT_DATA)
+        p for p in path.rglob("*") if p.is_file() and p.name not in _NOT_DATA and p.suffix != ".yaml")
     digest = hashlib.sha256()
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())

@@ -45,14 +45,21 @@ def parse_model_ref(reference: str) -> ModelRef:
     return ModelRef("hub", repo_id, revision or None)
 
 
-def load_model(reference: str, local_files_only: bool = False, map_location: str = "cpu") -> LAM:
+def load_model(
+    reference: str, local_files_only: bool = False, map_location: str = "cpu", cache_dir: str | None = None
+) -> LAM:
     """Load a model by reference; Hub downloads go through the Hugging Face cache.
 
-    With ``HF_HUB_OFFLINE=1`` (or ``local_files_only``) a Hub id is served from the cache only.
+    With ``HF_HUB_OFFLINE=1`` (or ``local_files_only``) a Hub id is served from the cache only,
+    at the revision it was pinned to (tag, branch or commit).
     """
     ref = parse_model_ref(reference)
     if ref.kind != "hub":
         return LAM.from_pretrained(ref.location, map_location=map_location)
     return LAM.from_pretrained(
-        ref.location, revision=ref.revision, local_files_only=local_files_only, map_location=map_location
+        ref.location,
+        revision=ref.revision,
+        local_files_only=local_files_only,
+        map_location=map_location,
+        cache_dir=cache_dir,
     )

@@ -72,6 +72,25 @@ class DPA2Descriptor(nn.Module):
         self.layers = nn.ModuleList(RepformerLayer(c) for _ in range(c.n_repformer_layers))
         self.output_dim = c.atom_dim + c.type_embedding_dim
 
+    @torch.no_grad()
+    def fit_environment_std(self, atomic_numbers: Tensor, edge_index: Tensor, edge_vectors: Tensor) -> None:
+        """Fit the environment-matrix normalisation of all three blocks to training structures.
+
+        Call once before training, with many frames batched together (same arguments as
+        :meth:`forward`); elements absent from them keep their current (default 1) scale.
+        """
+        c = self.config
+        edge_vectors = edge_vectors.to(self.pair_init.weight.dtype)
+        n_atoms = atomic_numbers.shape[0]
+        slots = dense_neighbors(edge_index, edge_vectors, n_atoms, c.repinit_cutoff, c.repinit_max_neighbors)
+        blocks = [(self.repinit.env, c.repinit_cutoff, c.repinit_max_neighbors)]
+        blocks.append((self.repformer_env, c.repformer_cutoff, c.repformer_max_neighbors))
+        if self.three_body is not None:
+            blocks.append((self.three_body.env, c.three_body_cutoff, c.three_body_max_neighbors))
+        for env, cutoff, max_neighbors in blocks:
+            block_slots = restrict_neighbors(slots, cutoff, max_neighbors)
+            env.fit_std(block_slots.vectors, block_slots.mask, atomic_numbers, max_neighbors)
+
     def forward(self, atomic_numbers: Tensor, edge_index: Tensor, edge_vectors: Tensor) -> Tensor:
         """Descriptor of every atom.
 

@@ -132,11 +132,11 @@ class LAM(
         """Add a fitting head; fresh, or a copy of an existing head's weights and references."""
         if spec.name in self.heads:
             raise ValueError(f"head {spec.name!r} already exists; heads: {list(self.heads)}")
-        head = EnergyHead(self.descriptor.output_dim, self.config.head)
+        ref = next(self.parameters())
+        head = EnergyHead(self.descriptor.output_dim, self.config.head).to(device=ref.device, dtype=ref.dtype)
         if copy_from is not None:
             head.load_state_dict(self.heads[self.resolve_head(copy_from)].state_dict())
-        ref = next(self.parameters())
-        self.heads[spec.name] = head.to(device=ref.device, dtype=ref.dtype)
+        self.heads[spec.name] = head
         self.config = dataclasses.replace(self.config, heads=(*self.config.heads, spec))
 
     def drop_head(self, name: str) -> None:

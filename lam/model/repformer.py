@@ -93,7 +93,9 @@ class PairAttention(nn.Module):
         self.norm = nn.LayerNorm(pair_dim)
         self.hidden_dim, self.n_heads, self.gate = hidden_dim, n_heads, gate
 
-    def forward(self, pair_feats: Tensor, neighbor_dirs: Tensor, switch: Tensor, max_neighbors: int) -> Tensor:
+    def forward(
+        self, pair_feats: Tensor, neighbor_dirs: Tensor, switch: Tensor, max_neighbors: int
+    ) -> Tensor:
         """[N, n, pair_dim] update of the pair features."""
         n_atoms, n_slots, pair_dim = pair_feats.shape
         heads, hidden = self.n_heads, self.hidden_dim
@@ -122,7 +124,9 @@ class AtomAttention(nn.Module):
         self.head_merge = _linear(n_heads * atom_dim, atom_dim)
         self.hidden_dim, self.n_heads = hidden_dim, n_heads
 
-    def forward(self, atom_feats: Tensor, nbr_atom_feats: Tensor, switch: Tensor, max_neighbors: int) -> Tensor:
+    def forward(
+        self, atom_feats: Tensor, nbr_atom_feats: Tensor, switch: Tensor, max_neighbors: int
+    ) -> Tensor:
         """[N, atom_dim] update from centre features [N, A] and neighbour features [N, n, A]."""
         n_atoms, n_slots, atom_dim = nbr_atom_feats.shape
         heads, hidden = self.n_heads, self.hidden_dim
@@ -168,17 +172,27 @@ class RepformerLayer(nn.Module):
         self.pair_attention: PairAttention | None = None
         if config.pair_attention:
             self.pair_attention = PairAttention(
-                pair_dim, config.pair_attention_hidden, config.pair_attention_heads, config.pair_attention_gate
+                pair_dim,
+                config.pair_attention_hidden,
+                config.pair_attention_heads,
+                config.pair_attention_gate,
             )
         atom_terms = ["self", "conv", "symmetric"] + (["attention"] if config.atom_attention else [])
         pair_terms = (
-            ["self"] + (["product"] if config.pair_self_product else []) + (["attention"] if config.pair_attention else [])
+            ["self"]
+            + (["product"] if config.pair_self_product else [])
+            + (["attention"] if config.pair_attention else [])
         )
         self.atom_scales = _residual_scales(atom_terms, atom_dim, config.residual_init_scale)
         self.pair_scales = _residual_scales(pair_terms, pair_dim, config.residual_init_scale)
 
     def forward(
-        self, atom_feats: Tensor, pair_feats: Tensor, neighbor_dirs: Tensor, neighbor_index: Tensor, switch: Tensor
+        self,
+        atom_feats: Tensor,
+        pair_feats: Tensor,
+        neighbor_dirs: Tensor,
+        neighbor_index: Tensor,
+        switch: Tensor,
     ) -> tuple[Tensor, Tensor]:
         """Update ``atom_feats [N, A]`` and ``pair_feats [N, n, P]``.
 

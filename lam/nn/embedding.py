@@ -38,5 +38,3 @@ class ElementEmbedding(nn.Module):
     def all_elements(self) -> Tensor:
         """Embeddings of every row, [N_ELEMENTS, dim] (row 0 unused)."""
         return self.activation(self.table.weight)
-
-

@@ -52,7 +52,9 @@ class ResidualLayer(nn.Module):
             (DeePMD ``resnet_dt``); only used when the layer is residual.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, activation: str, resnet: bool, timestep: bool = True) -> None:
+    def __init__(
+        self, in_dim: int, out_dim: int, activation: str, resnet: bool, timestep: bool = True
+    ) -> None:
         super().__init__()
         self.linear = nn.Linear(in_dim, out_dim)
         init_linear(self.linear)
@@ -101,7 +103,8 @@ class MLP(nn.Module):
         super().__init__()
         dims = (in_dim, *widths)
         self.hidden = nn.ModuleList(
-            ResidualLayer(a, b, activation, resnet, timestep) for a, b in zip(dims[:-1], dims[1:], strict=True)
+            ResidualLayer(a, b, activation, resnet, timestep)
+            for a, b in zip(dims[:-1], dims[1:], strict=True)
         )
         self.output: nn.Linear | None = None
         if out_dim is not None:

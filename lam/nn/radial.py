@@ -42,7 +42,7 @@ class EnvironmentMatrix(nn.Module):
     the three angular columns separately), stored as the buffer ``env_std [N_ELEMENTS, 2]``. The
     mean is fixed at zero, as in DeePMD's DPA-2 (``set_davg_zero``), so that an empty or departing
     neighbour slot is exactly zero. ``env_std`` starts at 1 and can be fitted to data with
-    :meth:`fit_std`.
+    :meth:`fit_std` (it is a buffer: saved in the state dict, not trained).
 
     Args:
         cutoff: Å.
@@ -68,36 +68,43 @@ class EnvironmentMatrix(nn.Module):
             env: [N, nnei, 4] normalised R_ij (zero on padded slots).
             switch: [N, nnei] sw(r_ij) (zero on padded slots).
         """
-        distances = vectors.norm(dim=-1)  # [N, nnei]
-        switch = smooth_switch(distances, self.smooth_start, self.cutoff) * mask
-        radial = switch / distances  # s(r) [N, nnei]
-        env = torch.cat([radial.unsqueeze(-1), (radial / distances).unsqueeze(-1) * vectors], dim=-1)
+        env, switch = self.raw(vectors, mask)
         std = self.env_std[centre_numbers]  # [N, 2]
         scale = torch.cat([std[:, :1], std[:, 1:].expand(-1, 3)], dim=-1)  # [N, 4]
         return env / scale.unsqueeze(1), switch
 
-    @torch.no_grad()
-    def fit_std(self, env: Tensor, centre_numbers: Tensor, n_slots: int, min_std: float = 1e-2) -> None:
-        """Set ``env_std`` from un-normalised environment rows, the way DeePMD's statistics do.
+    def raw(self, vectors: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Un-normalised rows ``s(r) [1, x/r, y/r, z/r]`` [N, nnei, 4] and the switch [N, nnei]."""
+        distances = vectors.norm(dim=-1)  # [N, nnei]
+        switch = smooth_switch(distances, self.smooth_start, self.cutoff) * mask
+        radial = switch / distances  # s(r) [N, nnei]
+        env = torch.cat([radial.unsqueeze(-1), (radial / distances).unsqueeze(-1) * vectors], dim=-1)
+        return env, switch
 
-        Standard deviation of the radial column and, pooled, of the three angular columns. Moments
-        are taken over ``n_slots`` slots per centre (empty slots count as zero), so the statistic does
-        not depend on how wide the padding happened to be.
+    @torch.no_grad()
+    def fit_std(
+        self, vectors: Tensor, mask: Tensor, centre_numbers: Tensor, n_slots: int, min_std: float = 1e-2
+    ) -> None:
+        """Set ``env_std`` from neighbour slots of training structures, as DeePMD's statistics do.
+
+        Standard deviation of the radial column and, pooled, of the three angular columns, per
+        element of the centre. Moments are taken over ``n_slots`` slots per centre (empty slots count
+        as zero), so the statistic does not depend on how wide the padding happened to be. Elements
+        absent from ``centre_numbers`` keep their current value.
 
         Args:
-            env: [N, nnei, 4] environment rows computed with ``env_std == 1``.
+            vectors: [N, nnei, 3] r_ij in Å.
+            mask: [N, nnei] bool.
             centre_numbers: [N] atomic numbers of the centres.
-            n_slots: neighbour slots per centre the statistic is normalised by (the ``max_neighbors``).
+            n_slots: slots per centre the moments are normalised by (the block's ``max_neighbors``).
             min_std: floor, which protects elements seen with very few neighbours.
         """
+        env, _ = self.raw(vectors, mask)
         counts = torch.bincount(centre_numbers, minlength=N_ELEMENTS).to(env.dtype) * n_slots
         sums = env.new_zeros(N_ELEMENTS, 4)  # radial sum, radial sum sq, angular sum, angular sum sq
-        sums.index_add_(0, centre_numbers, torch.stack([
-            env[..., 0].sum(-1),
-            env[..., 0].square().sum(-1),
-            env[..., 1:].sum((-1, -2)),
-            env[..., 1:].square().sum((-1, -2)),
-        ], dim=-1))
+        per_atom = [env[..., 0].sum(-1), env[..., 0].square().sum(-1)]
+        per_atom += [env[..., 1:].sum((-1, -2)), env[..., 1:].square().sum((-1, -2))]
+        sums.index_add_(0, centre_numbers, torch.stack(per_atom, dim=-1))
         seen = counts > 0
         n = counts[seen, None] * torch.tensor([1.0, 3.0], dtype=env.dtype, device=env.device)
         mean, mean_sq = sums[seen][:, 0::2] / n, sums[seen][:, 1::2] / n  # [n_seen, 2] each

@@ -1,5 +1,8 @@
-"""Write a :class:`GeneratedSet` to disk: data + ``card.yaml`` (registry schema) + ``stats.json``
+"""Write a :class:`GeneratedSet` to disk: data + ``<name>.yaml`` (registry card) + ``stats.json``
 + ``PROVENANCE.md``.
+
+The card is named after the dataset, as the registry requires, so ``lam.data.registry.get_card(name,
+directory=out_dir)`` (or ``LAM_REGISTRY=out_dir``) reads it directly.
 
 Two layouts: ``training`` (our Arrow training format, what ``lam data generate`` writes by default)
 and ``extxyz`` (one ``<name>.extxyz.xz`` file, what is committed under ``data_registry/generated/``).
@@ -25,7 +28,7 @@ from lam.data.statistics import cached_statistics, data_checksum
 
 UNITS = {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å^3"}
 LICENSE = "CC0-1.0"  # generated here by lam's own recipes; no upstream data terms apply
-_ARTIFACTS = {"card.yaml", "stats.json", "PROVENANCE.md"}
+SPLIT = "train"  # the registry reserves "all" for the union of splits
 
 
 def sha256(path: Path) -> str:
@@ -35,15 +38,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _registry_relative(path: Path, card_dir: Path) -> str:
-    """``path`` relative to the enclosing ``data_registry/`` if any, else to the card's directory."""
-    path = path.resolve()
-    for parent in path.parents:
-        if parent.name == "data_registry":
-            return path.relative_to(parent).as_posix()
-    return path.relative_to(card_dir.resolve()).as_posix() if path != card_dir.resolve() else "."
 
 
 def _package_versions() -> dict[str, str]:
@@ -66,8 +60,10 @@ def command_line(generated: GeneratedSet, out_dir: Path, layout: str) -> str:
 def build_card(generated: GeneratedSet, out_dir: Path, data_path: Path, layout: str) -> dict:
     """The registry card of a generated set written at ``data_path`` inside ``out_dir``."""
     numbers = sorted({int(z) for atoms in generated.frames for z in atoms.numbers})
-    checksum_files = [data_path] if data_path.is_file() else sorted(
-        p for p in data_path.rglob("*") if p.is_file() and p.name not in _ARTIFACTS)
+    # Paths are relative to the card's directory (out_dir); a training-format directory is checksummed
+    # as a whole with lam.data.statistics.data_checksum.
+    relative = data_path.relative_to(out_dir).as_posix() if data_path != out_dir else "."
+    checksum = sha256(data_path) if data_path.is_file() else data_checksum(data_path)
     return {
         "name": generated.name,
         "description": generated.description,
@@ -79,13 +75,13 @@ def build_card(generated: GeneratedSet, out_dir: Path, data_path: Path, layout: 
         "frame_count": len(generated.frames),
         "source": {"url": None, "hub_id": None, "commit": None,
                    "path": command_line(generated, out_dir, layout)},
-        "files": {"all": _registry_relative(data_path, out_dir)},
+        "files": {SPLIT: relative},
         "format": "extxyz" if layout == "extxyz" else "training",
         "license": LICENSE,
         "citation": citation(generated.calculator),
-        "checksums": {_registry_relative(p, out_dir): sha256(p) for p in checksum_files},
+        "checksums": {relative: checksum},
         "default_head": generated.name,
-        "provenance": _registry_relative(out_dir / "PROVENANCE.md", out_dir),
+        "provenance": "PROVENANCE.md",
     }
 
 
@@ -111,11 +107,16 @@ def provenance_text(generated: GeneratedSet, out_dir: Path, layout: str) -> str:
     return "\n".join(lines)
 
 
+def is_generated_set(directory: Path) -> bool:
+    """Whether ``directory`` looks like the output of :func:`write_generated` (safe to overwrite)."""
+    return (directory / "PROVENANCE.md").is_file() and any(directory.glob("*.yaml"))
+
+
 def write_generated(
     generated: GeneratedSet, out_dir: str | Path, layout: Literal["training", "extxyz"] = "training",
     overwrite: bool = False, cutoff: float = 6.0,
 ) -> Path:
-    """Write data, ``card.yaml``, ``stats.json`` and ``PROVENANCE.md`` into ``out_dir``; returns it.
+    """Write data, ``<name>.yaml``, ``stats.json`` and ``PROVENANCE.md`` into ``out_dir``; returns it.
 
     Raises:
         FileExistsError: ``out_dir`` exists and is not empty, and ``overwrite`` is False.
@@ -124,8 +125,9 @@ def write_generated(
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out_dir} exists and is not empty; pass --overwrite true to replace it")
-        if not (out_dir / "card.yaml").is_file():
-            raise FileExistsError(f"{out_dir} has no card.yaml, so it is not a generated set; remove it by hand")
+        if not is_generated_set(out_dir):
+            raise FileExistsError(f"{out_dir} has no PROVENANCE.md and card, so it is not a generated set; "
+                                  "remove it by hand")
         shutil.rmtree(out_dir)
     if layout == "training":
         from lam.data.training_format import write_training_dataset
@@ -139,6 +141,6 @@ def write_generated(
         raise ValueError(f"layout must be 'training' or 'extxyz', got '{layout}'")
     (out_dir / "PROVENANCE.md").write_text(provenance_text(generated, out_dir, layout))
     card = build_card(generated, out_dir, data_path, layout)
-    (out_dir / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False, allow_unicode=True))
+    (out_dir / f"{generated.name}.yaml").write_text(yaml.safe_dump(card, sort_keys=False, allow_unicode=True))
     cached_statistics(data_path, frames=generated.frames, cutoff=cutoff, default_head=generated.name)
     return out_dir

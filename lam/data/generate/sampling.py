@@ -4,7 +4,11 @@ import ase
 import numpy as np
 from ase.calculators.calculator import Calculator
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+try:  # ase >= 3.29 renamed MaxwellBoltzmannDistribution
+    from ase.md.velocitydistribution import thermalize_momenta
+except ImportError:  # pragma: no cover - older ase
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 from ase.units import fs
 
 
@@ -26,7 +30,7 @@ def langevin_snapshot(
     """
     moving = atoms.copy()
     moving.calc = calculator
-    MaxwellBoltzmannDistribution(moving, temperature_K=temperature_K, rng=rng)
+    thermalize_momenta(moving, temperature_K=temperature_K, rng=rng)
     dynamics = Langevin(moving, timestep=timestep_fs * fs, temperature_K=temperature_K,
                         friction=0.02 / fs, fixcm=False, rng=rng)
     dynamics.run(steps)

@@ -1,0 +1,348 @@
+"""Fine-tune a pretrained LAM on a user's frames: head choice, reference refit, training, export.
+
+The flow of :func:`finetune`: load the parent model (built-in name, folder or Hub id@revision) →
+split the data (seeded) → check elements → pick the starting head (a named one, ``auto`` = best
+zero-shot after refit, or ``new``) and copy it under the fine-tuned head's name → refit its energy
+references on the training frames → train (``full``, ``frozen`` descriptor or ``replay``) with early
+stopping → test report and parity plot → save a model folder with a card naming the lineage.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import ase
+import numpy as np
+from ase.data import chemical_symbols
+
+from lam.hub.card import Lineage
+from lam.model.config import HeadSpec
+from lam.model.lam import CONFIG_FILE, WEIGHTS_FILE, LAM
+from lam.train.refit import add_head_from_statistics, pretrained_elements, rank_heads, refit_energy_references
+
+Mode = Literal["full", "frozen", "replay"]
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """How to fine-tune (the CLI flags of ``lam finetune``).
+
+    Attributes:
+        head: pretrained head to start from, ``"auto"`` (best zero-shot after refit) or ``"new"``.
+        name: name of the fine-tuned head (default: from the data's file or dataset name).
+        mode: ``full`` (all weights), ``frozen`` (descriptor fixed, head only) or ``replay`` (also keep
+            training a sample of the pretraining data on its own heads).
+        max_steps: optimiser steps at most.
+        lr: peak learning rate.
+        batch_size: frames per batch.
+        val_fraction: fraction of the frames held out for validation / early stopping.
+        test_fraction: fraction held out for the final test report (0 when a test file is given).
+        seed: seed of the split, the replay sample and the training.
+        patience: validation checks without improvement before early stopping.
+        val_every: optimiser steps between validation checks.
+        replay_frames: frames sampled from each pretraining dataset under ``replay``.
+        auto_frames: training frames used to rank heads under ``head="auto"``.
+    """
+
+    head: str = "auto"
+    name: str | None = None
+    mode: Mode = "full"
+    max_steps: int = 1000
+    lr: float = 1e-3
+    batch_size: int = 4
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+    patience: int = 10
+    val_every: int = 50
+    replay_frames: int = 100
+    auto_frames: int = 50
+
+
+@dataclass
+class Split:
+    """Train / validation / test frames."""
+
+    train: list[ase.Atoms]
+    val: list[ase.Atoms]
+    test: list[ase.Atoms]
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """(train, val, test) frame counts."""
+        return len(self.train), len(self.val), len(self.test)
+
+
+@dataclass
+class Prepared:
+    """The model ready for training and what was decided on the way.
+
+    Attributes:
+        model: the parent with the fine-tuned head added (references refitted).
+        head: name of the fine-tuned head.
+        parent_head: head it was copied from, or ``"new"``.
+        new_elements: atomic numbers in the data that no pretraining head has a reference for.
+        ranking: ``head="auto"`` table (head, zero-shot metrics), best first; empty otherwise.
+        shifts: Z -> eV added to the references by the refit (or the fresh references of a new head).
+    """
+
+    model: LAM
+    head: str
+    parent_head: str
+    new_elements: list[int]
+    ranking: list[tuple[str, dict]] = field(default_factory=list)
+    shifts: dict[int, float] = field(default_factory=dict)
+
+
+def split_frames(
+    frames: Sequence[ase.Atoms], val_fraction: float, test_fraction: float, seed: int
+) -> Split:
+    """Seeded random split; validation and test get at least one frame when their fraction is > 0."""
+    n = len(frames)
+    n_val = max(1, round(val_fraction * n)) if val_fraction > 0 else 0
+    n_test = max(1, round(test_fraction * n)) if test_fraction > 0 else 0
+    if n - n_val - n_test < 1:
+        raise ValueError(f"{n} frames cannot be split into train/val/test ({val_fraction=}, {test_fraction=}); "
+                         "give more frames or smaller fractions")  # fmt: skip
+    order = np.random.default_rng(seed).permutation(n)
+    pick = lambda idx: [frames[i] for i in idx]  # noqa: E731
+    return Split(pick(order[n_val + n_test:]), pick(order[:n_val]), pick(order[n_val:n_val + n_test]))
+
+
+def head_name_for(data: str, existing: Sequence[str]) -> str:
+    """A head name from the data source (``water.extxyz`` -> ``water``), distinct from ``existing``."""
+    stem = re.sub(r"[^A-Za-z0-9_]+", "_", Path(str(data).rstrip("/")).name.split(".")[0]).strip("_") or "finetuned"
+    return stem if stem not in existing else f"{stem}_finetuned"
+
+
+def element_report(model: LAM, frames: Sequence[ase.Atoms], mode: Mode) -> list[int]:
+    """Elements of ``frames`` never seen in pretraining; an error under ``frozen`` (cannot be learned).
+
+    Under ``full``/``replay`` their embedding rows (still at initialisation) are trained from scratch.
+    """
+    seen = pretrained_elements(model)
+    present = {int(z) for atoms in frames for z in atoms.numbers}
+    new = sorted(present - seen)
+    if new and mode == "frozen":
+        raise ValueError(
+            f"--mode frozen cannot represent elements never seen in pretraining: "
+            f"{[chemical_symbols[z] for z in new]} (the frozen descriptor has untrained embeddings for them); "
+            "use --mode full or replay"
+        )
+    return new
+
+
+def prepare(model: LAM, train: Sequence[ase.Atoms], options: FinetuneOptions, data: str) -> Prepared:
+    """Choose the starting head, add the fine-tuned head and refit its references on ``train``."""
+    new_elements = element_report(model, train, options.mode)
+    name = options.name or head_name_for(data, list(model.heads))
+    if name in model.heads:
+        raise ValueError(f"fine-tuned head name {name!r} already exists in the model; heads: {list(model.heads)}")
+    spec = HeadSpec(name, datasets=(str(data),))
+    if options.head == "new":
+        shifts = add_head_from_statistics(model, spec, train)
+        return Prepared(model, name, "new", new_elements, shifts=shifts)
+    ranking: list[tuple[str, dict]] = []
+    parent_head = options.head
+    if parent_head == "auto":
+        sample = list(train)[: options.auto_frames]
+        ranking = rank_heads(model, sample)
+        parent_head = ranking[0][0]
+    model.resolve_head(parent_head)  # KeyError listing the heads
+    model.add_head(spec, copy_from=parent_head)
+    refit = refit_energy_references(model, train, name)
+    return Prepared(model, name, parent_head, new_elements, ranking=ranking, shifts=refit.shifts)
+
+
+def refuse_existing_model(out: Path, overwrite: bool) -> None:
+    """Raise unless ``out`` holds no model or ``overwrite`` is set."""
+    held = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if (out / f).exists()]
+    if held and not overwrite:
+        raise FileExistsError(f"{out} already holds a model ({', '.join(held)}); pass --overwrite true to replace it")
+
+
+def format_ranking(ranking: list[tuple[str, dict]]) -> str:
+    """The ``--head auto`` table (meV/atom, meV/Å)."""
+    from lam.train.evaluate import format_table
+
+    return "zero-shot errors after reference refit (best first):\n" + format_table(dict(ranking))
+
+
+def save_lineage_json(out: Path, lineage: Lineage, extra: dict) -> None:
+    """``finetune.json``: lineage + split sizes + metrics, for scripts (the card has the same)."""
+    (out / "finetune.json").write_text(json.dumps({"lineage": lineage.to_dict(), **extra}, indent=2) + "\n")
+
+
+def replay_sources(model: LAM, n_frames: int, seed: int) -> dict[str, list[ase.Atoms]]:
+    """Per pretraining head, a seeded sample of ``n_frames`` of its registered dataset(s).
+
+    A head's datasets come from its :class:`HeadSpec` (``datasets``, else the head name).
+
+    Raises:
+        ValueError: a head whose dataset is not shipped in the registry (naming the head).
+    """
+    from lam.data.registry import load_registered
+    from lam.data.training_format import row_to_atoms
+
+    sources = {}
+    for spec in model.config.heads:
+        frames = []
+        for name in spec.datasets or (spec.name,):
+            try:
+                dataset = load_registered(name)
+            except (LookupError, FileNotFoundError) as error:
+                raise ValueError(f"replay: head {spec.name!r} names dataset {name!r}, which cannot be loaded: "
+                                 f"{error}") from error  # fmt: skip
+            rows = np.random.default_rng(seed).permutation(len(dataset))[:n_frames]
+            frames += [row_to_atoms(dataset[int(i)]) for i in rows]
+        sources[spec.name] = frames
+    return sources
+
+
+def _monitor(head: str, frames: Sequence[ase.Atoms]) -> str:
+    """Early-stopping metric: force RMSE when the frames carry forces, else energy MAE per atom."""
+    has_forces = any(a.calc is not None and a.calc.results.get("forces") is not None for a in frames)
+    return f"val/{head}/force_rmse" if has_forces else f"val/{head}/energy_mae_per_atom"
+
+
+def train(
+    model: LAM,
+    head: str,
+    split: Split,
+    options: FinetuneOptions,
+    log_dir: Path,
+    replay: dict[str, list[ase.Atoms]] | None = None,
+) -> int:
+    """Train ``head`` (and ``replay`` heads) with early stopping; the best validated weights are kept.
+
+    Returns:
+        The number of optimiser steps taken.
+    """
+    import lightning.pytorch as pl
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+    from torch_geometric.loader import DataLoader
+
+    from lam.data.datamodule import MultiTaskDataModule
+    from lam.data.datasets import GraphDataset
+    from lam.train.module import LAMTask
+    from lam.train.schedules import LRSchedule
+
+    pl.seed_everything(options.seed, verbose=False)
+    dtype = "float64" if next(model.parameters()).dtype == torch.float64 else "float32"
+    task = LAMTask(
+        model, lr=options.lr, lr_schedule=LRSchedule("exp", decay_steps=options.max_steps, final_ratio=0.05),
+        ema_decay=None, trainable="heads" if options.mode == "frozen" else "all", dtype=dtype,
+        fit_energy_references=False,  # the refit above already set them from the parent + data
+    )  # fmt: skip
+    sources = {head: split.train, **(replay or {})}
+    # the user's head gets half the steps however large the replay sample is
+    weights = {h: 0.5 if h == head else 0.5 / max(len(sources) - 1, 1) for h in sources}
+    data = MultiTaskDataModule(sources, batch_size=options.batch_size, weights=weights, val_fraction=0.0,
+                               seed=options.seed, cutoff=model.cutoff,
+                               steps_per_epoch=min(options.val_every, options.max_steps))  # fmt: skip
+    callbacks, val_loader = [], None
+    if split.val:
+        monitor = _monitor(head, split.val)
+        checkpoint = ModelCheckpoint(dirpath=log_dir / "checkpoints", monitor=monitor, mode="min", save_top_k=1)
+        callbacks = [EarlyStopping(monitor=monitor, patience=options.patience, mode="min"), checkpoint]
+        val_loader = DataLoader(GraphDataset(split.val, model.cutoff, head=head), batch_size=options.batch_size)
+    trainer = pl.Trainer(
+        max_steps=options.max_steps, max_epochs=-1, inference_mode=False, logger=CSVLogger(log_dir, name=""),
+        callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        accelerator="cpu" if not torch.cuda.is_available() else "auto", devices=1,
+    )  # fmt: skip
+    trainer.fit(task, train_dataloaders=data.train_dataloader(), val_dataloaders=val_loader)
+    if callbacks and checkpoint.best_model_path:
+        # our own checkpoint, written moments ago (its hyperparameters need the full unpickler)
+        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        task.load_state_dict(state)
+    model.cpu()
+    return int(trainer.global_step)
+
+
+@dataclass
+class FinetuneResult:
+    """What :func:`finetune` did: the model folder, decisions, and errors before and after."""
+
+    out: Path
+    prepared: Prepared
+    split_sizes: tuple[int, int, int]
+    steps: int
+    step0: dict[str, dict]
+    test: dict[str, dict]
+
+
+def finetune(
+    model_ref: str,
+    frames: Sequence[ase.Atoms],
+    out: str | Path,
+    options: FinetuneOptions,
+    data_name: str,
+    test_frames: Sequence[ase.Atoms] | None = None,
+    overwrite: bool = False,
+) -> FinetuneResult:
+    """Fine-tune ``model_ref`` on ``frames`` and save the result as a model folder ``out``.
+
+    Args:
+        model_ref: built-in name, local folder or Hub id with optional ``@revision``.
+        frames: labelled frames (split into train/val/test unless ``test_frames`` is given).
+        out: output model folder (config.json, model.safetensors, README.md, parity PNG, metrics).
+        options: see :class:`FinetuneOptions`.
+        data_name: the data source as the user named it (card, default head name).
+        test_frames: a separate test set; then ``frames`` is split into train/val only.
+        overwrite: replace a model already in ``out``.
+    """
+    from lam.hub.models import load_model, parse_model_ref
+    from lam.train.evaluate import evaluate
+
+    out = Path(out)
+    refuse_existing_model(out, overwrite)
+    parent, model = parse_model_ref(model_ref), load_model(model_ref)
+    split = split_frames(frames, options.val_fraction, 0.0 if test_frames else options.test_fraction, options.seed)
+    if test_frames:
+        split.test = list(test_frames)
+    replay = replay_sources(model, options.replay_frames, options.seed) if options.mode == "replay" else None
+    prepared = prepare(model, split.train, options, data_name)
+    step0 = evaluate(model, split.val, [prepared.head]) if split.val else {}
+    out.mkdir(parents=True, exist_ok=True)
+    steps = train(model, prepared.head, split, options, out / "logs", replay) if options.max_steps > 0 else 0
+    model.keep_heads([prepared.head, *(replay or {})])
+    test = evaluate(model, split.test, [prepared.head], plot_dir=out) if split.test else {}
+    result = FinetuneResult(out, prepared, split.sizes, steps, step0, test)
+    save_finetuned(model, result, Lineage(parent, prepared.parent_head, prepared.head, options.mode), data_name)
+    return result
+
+
+def refit_note(prepared: Prepared) -> str:
+    """One paragraph for the card: how the head's energy references were set."""
+    shifts = ", ".join(f"{chemical_symbols[z]} {v:+.4f}" for z, v in sorted(prepared.shifts.items()))
+    if prepared.parent_head == "new":
+        return f"New head: per-element energy references fitted on the training frames (eV): {shifts}."
+    note = f"Energy references re-fitted on the training frames before step 0 (shifts, eV): {shifts}."
+    if prepared.new_elements:
+        note += f" Elements new to the model: {[chemical_symbols[z] for z in prepared.new_elements]}."
+    return note
+
+
+def save_finetuned(model: LAM, result: FinetuneResult, lineage: Lineage, data_name: str) -> None:
+    """Write weights, config, card (lineage + test metrics) and ``finetune.json``."""
+    from lam.hub.card import CARD_FILE, finetuned_card
+    from lam.train.evaluate import format_table
+
+    model.save_pretrained(result.out)
+    table = format_table(result.test) if result.test else "(no test frames)"
+    card = finetuned_card(lineage, data_name, result.split_sizes, result.steps, result.test, table,
+                          refit_note(result.prepared))  # fmt: skip
+    card.save(result.out / CARD_FILE)
+    save_lineage_json(result.out, lineage, {
+        "split_sizes": result.split_sizes, "steps": result.steps, "step0_val": result.step0,
+        "test": result.test, "new_elements": [chemical_symbols[z] for z in result.prepared.new_elements],
+        "auto_ranking": [[h, m] for h, m in result.prepared.ranking],
+    })  # fmt: skip

@@ -1,0 +1,125 @@
+"""``lam.train.finetune``: head choice, element checks, frozen mode, refusal, lineage in the saved card."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import ase
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from lam.data.statistics import fit_energy_references
+from lam.hub.card import read_lineage
+from lam.hub.models import load_model
+from lam.model.config import HeadSpec, preset
+from lam.model.lam import LAM
+from lam.train.finetune import FinetuneOptions, finetune, prepare, split_frames
+
+torch.set_num_threads(1)
+FAST = FinetuneOptions(head="a", max_steps=3, val_every=3, batch_size=2, patience=2)
+
+
+def parent_folder(tmp_path: Path, heads: tuple[str, ...] = ("a", "b")) -> Path:
+    """A saved float64 student model whose heads were 'pretrained' on Al and Cu (references set)."""
+    torch.manual_seed(0)
+    model = LAM(dataclasses.replace(preset("student"), heads=tuple(HeadSpec(h) for h in heads))).double()
+    for head in model.heads.values():
+        head.set_energy_references({13: -3.0, 29: -4.0})
+    model.save_pretrained(tmp_path / "parent")
+    return tmp_path / "parent"
+
+
+def emt_frames(n: int, third: str = "Al", seed: int = 0) -> list[ase.Atoms]:
+    """Rattled 4-atom fcc cells of Cu with 0..3 atoms of ``third``, labelled by EMT."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n):
+        atoms = bulk("Cu", "fcc", a=3.7, cubic=True)
+        atoms.symbols[: i % 4] = third
+        atoms.rattle(0.05, seed=int(rng.integers(1 << 30)))
+        atoms.calc = EMT()
+        atoms.calc = SinglePointCalculator(atoms, energy=atoms.get_potential_energy(), forces=atoms.get_forces())
+        frames.append(atoms)
+    return frames
+
+
+def test_split_is_seeded_and_disjoint() -> None:
+    frames = emt_frames(10)
+    a, b = split_frames(frames, 0.2, 0.1, seed=3), split_frames(frames, 0.2, 0.1, seed=3)
+    assert a.sizes == (7, 2, 1)
+    assert [id(f) for f in a.train] == [id(f) for f in b.train]
+    assert len({id(f) for f in a.train + a.val + a.test}) == 10
+    with pytest.raises(ValueError, match="cannot be split"):
+        split_frames(frames[:2], 0.5, 0.5, seed=0)
+
+
+def test_output_folder_holding_a_model_is_refused(tmp_path: Path) -> None:
+    parent = parent_folder(tmp_path)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        finetune(str(parent), emt_frames(6), parent, FAST, "cu.extxyz")
+
+
+def test_unknown_head_error_lists_the_heads(tmp_path: Path) -> None:
+    model = load_model(str(parent_folder(tmp_path)))
+    with pytest.raises(KeyError, match=r"\['a', 'b'\]"):
+        prepare(model, emt_frames(4), dataclasses.replace(FAST, head="pbe"), "cu.extxyz")
+
+
+def test_auto_picks_the_head_that_fits_and_new_head_uses_data_statistics(tmp_path: Path) -> None:
+    model = load_model(str(parent_folder(tmp_path, ("a", "b", "c"))))
+    frames = emt_frames(6)
+    for atoms in frames:  # relabel with head "c" (+ a per-element offset the refit must absorb)
+        atoms.calc = None
+        from lam.calculator import LAMCalculator
+
+        atoms.calc = LAMCalculator(model, head="c")
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=atoms.get_potential_energy() + 0.5 * len(atoms), forces=atoms.get_forces()
+        )
+    auto = prepare(model, frames, dataclasses.replace(FAST, head="auto"), "cu.extxyz")
+    assert auto.parent_head == "c" and [h for h, _ in auto.ranking][0] == "c"
+    assert auto.head == "cu" and auto.shifts[29] == pytest.approx(0.5, abs=1e-6)
+    fresh = prepare(model, frames, dataclasses.replace(FAST, head="new", name="fresh"), "cu.extxyz")
+    assert fresh.parent_head == "new"
+    assert model.heads["fresh"].energy_references() == pytest.approx(fit_energy_references(frames))
+
+
+def test_new_element_is_reported_in_full_mode_and_refused_in_frozen_mode(tmp_path: Path) -> None:
+    parent = parent_folder(tmp_path)
+    frames = emt_frames(8, third="Ni")
+    with pytest.raises(ValueError, match=r"frozen.*\['Ni'\]"):
+        finetune(str(parent), frames, tmp_path / "frozen", dataclasses.replace(FAST, mode="frozen"), "cuni.xyz")
+    result = finetune(str(parent), frames, tmp_path / "full", FAST, "cuni.xyz")
+    assert result.prepared.new_elements == [28]
+    assert json.loads((tmp_path / "full" / "finetune.json").read_text())["new_elements"] == ["Ni"]
+
+
+def test_frozen_mode_trains_the_head_only_and_saves_lineage(tmp_path: Path) -> None:
+    parent = parent_folder(tmp_path)
+    frames = emt_frames(10)
+    options = dataclasses.replace(FAST, mode="frozen", lr=1e-2)
+    result = finetune(str(parent), frames, tmp_path / "out", options, "cual.extxyz")
+    before, after = load_model(str(parent)), load_model(str(tmp_path / "out"))
+    assert result.steps == 3
+    for key, value in before.descriptor.state_dict().items():
+        assert torch.equal(value, after.descriptor.state_dict()[key]), key
+    moved = [k for k, v in before.heads["a"].mlp.state_dict().items()
+             if not torch.equal(v, after.heads["cual"].mlp.state_dict()[k])]  # fmt: skip
+    assert moved, "the head did not train"
+    assert list(after.heads) == ["cual"]  # only the fine-tuned head is kept
+    lineage = read_lineage(tmp_path / "out")
+    assert lineage == {"parent": str(parent.resolve()), "parent_kind": "local", "parent_revision": None,
+                       "parent_head": "a", "head": "cual", "mode": "frozen"}  # fmt: skip
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert f"base_model: {parent.resolve()}" in card
+    assert (tmp_path / "out" / "parity_cual.png").stat().st_size > 1000
+    with pytest.raises(FileExistsError):
+        finetune(str(parent), frames, tmp_path / "out", options, "cual.extxyz")
+    finetune(str(parent), frames, tmp_path / "out", dataclasses.replace(options, max_steps=0), "cual.extxyz",
+             overwrite=True)  # fmt: skip
