@@ -41,7 +41,8 @@ def generate(
     from lam.data.generate.publish import write_generated
 
     options = {"n_frames": n_frames, "size": size, "calculator": calculator}
-    generated = get_recipe(recipe)(seed=seed, progress=True, **{k: v for k, v in options.items() if v is not None})
+    chosen = {key: value for key, value in options.items() if value is not None}  # else: recipe defaults
+    generated = get_recipe(recipe)(seed=seed, progress=True, **chosen)
     if name is not None:
         generated = replace(generated, name=name)
     return write_generated(generated, out, layout=layout, overwrite=overwrite)
@@ -100,7 +101,9 @@ def _registered_statistics(name: str, cutoff: float, ridge: float) -> dict:
     dataset = load_registered(name)
     data_dir = Path(dataset.cache_files[0]["filename"]).parent
     frames = (row_to_atoms(row) for row in dataset)
-    return cached_statistics(data_dir, frames=frames, cutoff=cutoff, ridge=ridge, default_head=card.default_head)
+    return cached_statistics(
+        data_dir, frames=frames, cutoff=cutoff, ridge=ridge, default_head=card.default_head
+    )
 
 
 COMMANDS = {"generate": generate, "label": label, "stats": stats}

@@ -27,7 +27,9 @@ def format_table(cards: list[DatasetCard]) -> str:
     """A plain-text table of cards, one row each, columns padded to their widest cell."""
     rows = [_COLUMNS, *(_row(card) for card in cards)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
 
 
 def list_datasets(registry: str | None = None) -> None:

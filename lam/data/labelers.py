@@ -18,7 +18,7 @@ from importlib.metadata import version
 
 import ase
 import numpy as np
-from ase.calculators.calculator import Calculator, CalculationFailed, all_changes
+from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.units import Bohr, Hartree
 from tqdm.auto import tqdm
@@ -51,8 +51,13 @@ class PySCFCalculator(Calculator):
     implemented_properties = ["energy", "forces"]
 
     def __init__(self, xc: str, basis: str, charge: int = 0, max_cycle: int = 100) -> None:
-        """Args: xc: libxc functional name (``pbe``, ``b3lyp``, ``wb97x``); basis: basis set name;
-        charge: total charge (e); max_cycle: SCF iterations before giving up.
+        """Set up the method.
+
+        Args:
+            xc: libxc functional name (``pbe``, ``b3lyp``, ``wb97x``).
+            basis: basis set name (``sto-3g``, ``6-31g*``, ``def2-svp``).
+            charge: total charge, e.
+            max_cycle: SCF iterations before giving up.
         """
         super().__init__()
         self.xc, self.basis, self.charge, self.max_cycle = xc, basis, charge, max_cycle
@@ -69,7 +74,7 @@ class PySCFCalculator(Calculator):
             raise CalculationFailed("the pyscf labeller handles molecules only (pbc must be all False)")
         n_electrons = int(self.atoms.numbers.sum()) - self.charge
         mol = gto.M(
-            atom=[(s, p) for s, p in zip(self.atoms.get_chemical_symbols(), self.atoms.positions)],
+            atom=list(zip(self.atoms.get_chemical_symbols(), self.atoms.positions, strict=True)),
             basis=self.basis, charge=self.charge, spin=n_electrons % 2, unit="Angstrom", verbose=0,
         )
         scf = dft.RKS(mol) if n_electrons % 2 == 0 else dft.UKS(mol)

@@ -84,7 +84,7 @@ def fit_per_element(
         solution = np.linalg.lstsq(counts, targets, rcond=None)[0]
     residual = (targets - counts @ solution) / counts.sum(axis=1)
     return ReferenceFit(
-        references={z: float(e) for z, e in zip(elements, solution)},
+        references={z: float(e) for z, e in zip(elements, solution, strict=True)},
         rank=rank,
         n_elements=len(elements),
         rank_deficient=rank < len(elements),
@@ -234,8 +234,9 @@ def cached_statistics(
     Args:
         path: data file or directory; the cache is :func:`stats_path` of it.
         frames: the frames of ``path``; read with ``lam.data.readers.read_frames`` when None.
-        cutoff, ridge, default_head: see :func:`compute_statistics`; a cache made with another cutoff
-            or ridge is recomputed.
+        cutoff: neighbour-count cutoff, Å; a cache made with another cutoff is recomputed.
+        ridge: ridge strength of the reference fit; a cache made with another one is recomputed.
+        default_head: head of frames without ``info["head"]``.
 
     Returns:
         ``{"checksum", "cutoff_A", "ridge", "heads": {head: stats}}``.

@@ -36,7 +36,9 @@ from lam.data.converters import (
 FIXTURES = Path(__file__).parent / "fixtures" / "public"
 RNG = np.random.default_rng(0)
 # Methane, Å: a real molecule, so validation-style checks (distances) would pass on it.
-CH4 = np.array([[0.0, 0.0, 0.0], [0.63, 0.63, 0.63], [-0.63, -0.63, 0.63], [-0.63, 0.63, -0.63], [0.63, -0.63, -0.63]])
+CH4 = np.array(
+    [[0.0, 0.0, 0.0], [0.63, 0.63, 0.63], [-0.63, -0.63, 0.63], [-0.63, 0.63, -0.63], [0.63, -0.63, -0.63]]
+)
 CH4_Z = np.array([6, 1, 1, 1, 1])
 
 
@@ -72,7 +74,9 @@ def test_mptrj_json_structure_energy_and_stress_sign() -> None:
     ]
     si, feo, feo_fractional = frames
     assert si.get_chemical_formula() == "Si2" and si.pbc.all()
-    np.testing.assert_allclose(si.cell.array, [[0, 2.73436, 2.73436], [2.73436, 0, 2.73436], [2.73436, 2.73436, 0]])
+    np.testing.assert_allclose(
+        si.cell.array, [[0, 2.73436, 2.73436], [2.73436, 0, 2.73436], [2.73436, 2.73436, 0]]
+    )
     np.testing.assert_allclose(si.positions[0], [1.36718, 1.36718, 1.36718])
     # 10 kBar of VASP (compressive) pressure = -1 GPa ASE stress (tensile positive), in eV/Å^3.
     np.testing.assert_allclose(si.get_stress(voigt=False), -1.0 * units.GPa * np.eye(3), atol=1e-12)
@@ -119,7 +123,9 @@ def write_ani1x(path: Path) -> dict[str, np.ndarray]:
         g["wb97x_dz.energy"] = np.array(energies_ha)
         g["wb97x_dz.forces"] = forces_ha
         g["wb97x_tz.energy"] = np.array([energies_ha[0], np.nan, energies_ha[2], np.nan])
-        g["wb97x_tz.forces"] = np.where(np.isnan([1.0, np.nan, 1.0, np.nan])[:, None, None], np.nan, forces_ha)
+        g["wb97x_tz.forces"] = np.where(
+            np.isnan([1.0, np.nan, 1.0, np.nan])[:, None, None], np.nan, forces_ha
+        )
         g["ccsd(t)_cbs.energy"] = np.array([np.nan, np.nan, np.nan, energies_ha[3]])
         g["wb97x_dz.cm5_charges"] = np.zeros((4, 5))
     return {"coords": coords, "energies_ha": np.array(energies_ha), "forces_ha": forces_ha}
@@ -137,7 +143,9 @@ def test_ani1x_units_and_force_sign(tmp_path: Path) -> None:
     assert_forces_are_minus_gradient(frames)
 
 
-def test_ani1x_missing_level_conformers_are_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_ani1x_missing_level_conformers_are_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     write_ani1x(tmp_path / "a.h5")
     with caplog.at_level(logging.WARNING):
         tz = list(read_ani1x_h5(tmp_path / "a.h5", level="wb97x_tz"))
@@ -210,7 +218,9 @@ def test_transition1x_path_images_and_splits(tmp_path: Path) -> None:
     ref = write_transition1x(tmp_path / "Transition1x.h5")
     frames = list(read_transition1x_h5(tmp_path / "Transition1x.h5"))
     assert len(frames) == 10  # 2 reactions x 5 images; end-point subgroups are not repeated
-    np.testing.assert_allclose([f.get_potential_energy() for f in frames[:5]], ref["energies"])  # eV as stored
+    np.testing.assert_allclose(
+        [f.get_potential_energy() for f in frames[:5]], ref["energies"]
+    )  # eV as stored
     np.testing.assert_allclose(frames[3].positions, ref["images"][3])
     assert frames[4].info["atomization_energy"] == pytest.approx(ref["energies"][4] - 100.0)
     assert frames[7].info["frame_id"].endswith("#data/C1H4/rxn0002/2")
@@ -286,7 +296,9 @@ def test_aselmdb_rows_labels_and_deleted_ids(tmp_path: Path) -> None:
     for i in range(3):
         atoms = ase.Atoms("FeO", positions=[[0, 0, 0], [1.0 + 0.1 * i, 1, 1]], cell=np.eye(3) * 3.0, pbc=True)
         stress = np.array([0.01, 0.02, 0.03, 0.001, 0.002, 0.003]) * (i + 1)
-        atoms.calc = SinglePointCalculator(atoms, energy=-10.0 - i, forces=RNG.standard_normal((2, 3)), stress=stress)
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=-10.0 - i, forces=RNG.standard_normal((2, 3)), stress=stress
+        )
         frames.append(atoms)
     write_aselmdb(tmp_path / "data.aselmdb", frames, deleted=[2])
     out = list(read_aselmdb(tmp_path))

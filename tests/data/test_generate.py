@@ -31,7 +31,7 @@ def _cli(*args):
 
 def _same_frames(a, b):
     assert len(a) == len(b)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert x.get_chemical_formula() == y.get_chemical_formula()
         np.testing.assert_array_equal(x.positions, y.positions)
         np.testing.assert_array_equal(x.cell.array, y.cell.array)
@@ -47,7 +47,7 @@ def test_same_seed_gives_identical_frames(recipe):
     _same_frames(first.frames, second.frames)
     assert len(first.frames) == SMALL[recipe]["n_frames"]
     assert any(not np.array_equal(x.positions, y.positions) or len(x) != len(y)
-               for x, y in zip(first.frames, other.frames))
+               for x, y in zip(first.frames, other.frames, strict=True))
     for atoms in first.frames:
         assert np.isfinite(atoms.get_potential_energy())
         assert atoms.get_forces().shape == (len(atoms), 3)
@@ -135,3 +135,24 @@ def test_label_command_relabels_file(tmp_path):
     assert frame.get_forces().shape == (13, 3) and np.isfinite(frame.get_potential_energy())
     with pytest.raises(FileExistsError):
         commands.label(source, calculator="emt", out=out)
+
+
+COMMITTED = ("emt_bulk_alloys", "emt_adsorbates_slabs", "xtb_organics_gfn2")
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_committed_generated_sets_match_their_cards(name):
+    from lam.data.readers import read_frames
+    from lam.data.registry import get_card, registry_dir, verify_checksums
+
+    card = get_card(name, directory=registry_dir() / "generated" / name)
+    verify_checksums(card)
+    frames = list(read_frames(card.local_files["train"]))
+    assert len(frames) == card.frame_count <= 500
+    assert card.local_files["train"].stat().st_size < 2_000_000
+    assert (card.directory / card.provenance).is_file()
+    assert sorted({a.symbols[i] for a in frames for i in range(len(a))}) == sorted(card.elements)
+    assert all(np.isfinite(a.get_forces()).all() for a in frames)
+    stats = json.loads((card.directory / f"{name}.extxyz.xz.stats.json").read_text())
+    assert stats["checksum"] == card.checksums[card.files["train"]]
+    assert stats["heads"][name]["frames"] == card.frame_count

@@ -204,7 +204,8 @@ def test_skip_invalid_needs_a_report() -> None:
 
 def test_unparseable_file_names_frame(tmp_path: Path) -> None:
     path = tmp_path / "broken.xyz"
-    path.write_text(BAD.read_text().split("2\nProperties", 2)[0] + "2\nProperties=species:S:1:pos:R:3\nH 0 0\n")
+    good = "".join(BAD.read_text().splitlines(keepends=True)[:4])
+    path.write_text(good + "2\nProperties=species:S:1:pos:R:3\nH 0 0 0\nH 0 zero 1\n")
     with pytest.raises(ValueError, match=r"broken.xyz frame 1: cannot parse"):
         list(read_frames(path))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import lzma
 import re
 import shutil
@@ -29,6 +30,9 @@ from lam.data.registry import (
     sha256,
     verify_checksums,
 )
+from lam.data.statistics import data_checksum
+from lam.data.training_format import write_training_dataset
+from lam.data.validate import InvalidFrameError
 
 CARDS = list_cards()
 SHIPPED = [card for card in CARDS if card.shipped]
@@ -109,9 +113,21 @@ def _write_card(directory: Path, **changes: object) -> Path:
 @pytest.mark.parametrize(
     ("changes", "field", "reason"),
     [
-        ({"units": {"energy": "kcal/mol", "length": "Å", "forces": "eV/Å", "stress": "eV/Å^3"}}, "units.energy", "unsupported"),
-        ({"units": {"energy": "eV", "length": "bohr", "forces": "eV/Å", "stress": "eV/Å^3"}}, "units.length", "unsupported"),
-        ({"units": {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "GPa"}}, "units.stress", "unsupported"),
+        (
+            {"units": {"energy": "kcal/mol", "length": "Å", "forces": "eV/Å", "stress": "eV/Å^3"}},
+            "units.energy",
+            "unsupported",
+        ),
+        (
+            {"units": {"energy": "eV", "length": "bohr", "forces": "eV/Å", "stress": "eV/Å^3"}},
+            "units.length",
+            "unsupported",
+        ),
+        (
+            {"units": {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "GPa"}},
+            "units.stress",
+            "unsupported",
+        ),
         ({"units": {"energy": "eV", "length": "Å", "forces": "eV/Å"}}, "units.stress", "missing"),
         ({"elements": ["Ta", "Xx"]}, "elements[1]", "not a chemical symbol"),
         ({"periodic": "yes"}, "periodic", "expected true, false or slab"),
@@ -120,13 +136,19 @@ def _write_card(directory: Path, **changes: object) -> Path:
         ({"format": "vasprun"}, "format", "has no converter"),
         ({"license": None}, "license", "missing"),
         ({"levle_of_theory": {}}, "levle_of_theory", "unknown field"),
-        ({"level_of_theory": {"functional": "PBE", "basis": "PAW", "code": "VASP", "xc": "PBE"}}, "level_of_theory.xc", "unknown field"),
+        (
+            {"level_of_theory": {"functional": "PBE", "basis": "PAW", "code": "VASP", "xc": "PBE"}},
+            "level_of_theory.xc",
+            "unknown field",
+        ),
         ({"files": {"all": "data/ta_snap_pbe/data.extxyz.xz"}}, "files.all", "reserved"),
         ({"checksums": {}}, "checksums.data/ta_snap_pbe/data.extxyz.xz", "sha256"),
         ({"name": "tantalum"}, "name", "differs from the file name"),
     ],
 )
-def test_bad_card_rejected_with_file_and_field(tmp_path: Path, changes: dict, field: str, reason: str) -> None:
+def test_bad_card_rejected_with_file_and_field(
+    tmp_path: Path, changes: dict, field: str, reason: str
+) -> None:
     path = _write_card(tmp_path, **changes)
     if "name" in changes:
         path = path.rename(tmp_path / "ta_snap_pbe.yaml")
@@ -143,7 +165,9 @@ def test_cli_rejects_bad_units_naming_card_and_field(tmp_path: Path, capsys: pyt
 
 
 def test_unknown_dataset_lists_known_names() -> None:
-    with pytest.raises(UnknownDatasetError, match="no dataset 'mptrj_full'.*known datasets: .*mptrj_random1k_pbe"):
+    with pytest.raises(
+        UnknownDatasetError, match="no dataset 'mptrj_full'.*known datasets: .*mptrj_random1k_pbe"
+    ):
         get_card("mptrj_full")
     with pytest.raises(SystemExit, match="known datasets"):
         show("mptrj_full")
@@ -203,7 +227,7 @@ def _tiny_registry(directory: Path) -> Path:
         name="cu_emt", elements=["Cu"], frame_count=4, files=files, default_head="cu",
         checksums={rel: sha256(directory / rel) for rel in files.values()}, provenance=None,
     )  # fmt: skip
-    (directory / "cu_emt.yaml").write_text(yaml.safe_dump(card, allow_unicode=True))
+    (directory / "cu_emt.yaml").write_text(yaml.safe_dump(card, allow_unicode=True, sort_keys=False))
     return directory
 
 
@@ -222,7 +246,11 @@ def test_load_registered_converts_once_and_caches(tiny: Path, monkeypatch: pytes
     np.testing.assert_allclose(dataset[2]["forces"], source[2].get_forces(), atol=1e-12)
     np.testing.assert_allclose(dataset[0]["stress"], source[0].get_stress(voigt=False), atol=1e-12)
     cached = list((tiny / "cache" / "datasets").iterdir())
-    assert len(cached) == 1 and cached[0].name.startswith("cu_emt-") and len(cached[0].name) == len("cu_emt-") + 12
+    assert (
+        len(cached) == 1
+        and cached[0].name.startswith("cu_emt-")
+        and len(cached[0].name) == len("cu_emt-") + 12
+    )
     # second call: served from the cache, no conversion (a converter call would now fail)
     monkeypatch.setitem(registry.CONVERTERS, "extxyz", lambda path: pytest.fail("converted twice"))
     assert len(load_registered("cu_emt")) == 4
@@ -252,6 +280,47 @@ def test_load_registered_frame_count_must_match_card(tiny: Path) -> None:
         load_registered("cu_emt")
 
 
+def test_load_registered_names_shipped_file_of_an_invalid_frame(tiny: Path) -> None:
+    """A broken frame is an error naming the shipped file and frame, and nothing is cached."""
+    path = tiny / "registry/data/cu_emt/test.extxyz.xz"
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.positions[1] = atoms.positions[0] + 0.1  # two atoms 0.17 Å apart
+    atoms.calc = EMT()
+    atoms.get_stress()
+    buffer = io.StringIO()
+    ase.io.write(buffer, atoms, format="extxyz")
+    path.write_bytes(lzma.compress(buffer.getvalue().encode()))
+    card_path = tiny / "registry" / "cu_emt.yaml"
+    card_path.write_text(
+        card_path.read_text().replace(
+            get_card("cu_emt").checksums["data/cu_emt/test.extxyz.xz"], sha256(path)
+        )
+    )
+    with pytest.raises(InvalidFrameError, match=f"{path} frame 0: field 'positions'"):
+        load_registered("cu_emt")
+    assert not any((tiny / "cache" / "datasets").glob("cu_emt-*"))
+
+
+def test_training_format_card_as_lam_data_generate_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A card whose data is a training-format directory (checksummed as a whole) loads too."""
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.calc = EMT()
+    atoms.get_forces()
+    registry_path = tmp_path / "generated"
+    write_training_dataset([atoms, atoms.copy()], registry_path, head="cu_gen")
+    card = yaml.safe_load((registry_dir() / "ta_snap_pbe.yaml").read_text())
+    card.update(name="cu_gen", elements=["Cu"], frame_count=2, has_stress=False, format="training",
+                files={"train": "."}, checksums={".": data_checksum(registry_path)}, provenance=None)  # fmt: skip
+    card["source"]["url"] = None
+    (registry_path / "cu_gen.yaml").write_text(yaml.safe_dump(card, allow_unicode=True, sort_keys=False))
+    monkeypatch.setenv("LAM_REGISTRY", str(registry_path))
+    monkeypatch.setenv("LAM_CACHE", str(tmp_path / "cache"))
+    dataset = load_registered("cu_gen")
+    assert len(dataset) == 2 and dataset[1]["energy"] == pytest.approx(atoms.get_potential_energy())
+
+
 def test_load_registered_unshipped_dataset_says_where_to_get_it() -> None:
     with pytest.raises(FileNotFoundError, match="'mptrj' is not shipped.*figshare.*'mptrj-json'"):
         load_registered("mptrj")
@@ -262,9 +331,11 @@ def test_load_registered_shipped_round_trip(tmp_path: Path, monkeypatch: pytest.
     card = get_card("ta_snap_pbe")
     dataset = load_registered("ta_snap_pbe")
     assert len(dataset) == card.frame_count == 363
-    first, last = (ase.io.read(card.local_files["data"], index=i) for i in (0, -1))
-    assert dataset[0]["energy"] == pytest.approx(first.get_potential_energy(), abs=1e-9)
-    np.testing.assert_allclose(dataset[362]["forces"], last.get_forces(), atol=1e-9)
-    np.testing.assert_allclose(dataset[362]["stress"], last.get_stress(voigt=False), atol=1e-12)
+    with lzma.open(card.local_files["data"], "rt") as f:
+        source = ase.io.read(io.StringIO(f.read()), ":", format="extxyz")
+    np.testing.assert_allclose(dataset["energy"], [a.get_potential_energy() for a in source], atol=1e-9)
+    np.testing.assert_allclose(dataset[362]["forces"], source[-1].get_forces(), atol=1e-9)
+    np.testing.assert_allclose(dataset[362]["stress"], source[-1].get_stress(voigt=False), atol=1e-12)
+    np.testing.assert_allclose(dataset[100]["positions"], source[100].positions, atol=1e-12)
     assert Counter(dataset["head"]) == {"ta_snap_pbe": 363}
     shutil.rmtree(tmp_path / "datasets")

@@ -49,7 +49,11 @@ def read_ani1x_h5(path: str | Path, level: str = "wb97x_dz") -> Iterator[ase.Ato
             if not computed.all():
                 log.warning(
                     "%s group '%s': %d of %d conformers have no %s (NaN), not yielded",
-                    path, formula, int((~computed).sum()), len(energies), energy_key,
+                    path,
+                    formula,
+                    int((~computed).sum()),
+                    len(energies),
+                    energy_key,
                 )
             for index in np.flatnonzero(computed):
                 yield labelled_atoms(

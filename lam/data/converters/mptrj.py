@@ -74,7 +74,9 @@ def mptrj_frame_to_atoms(
         frame_id=frame_id,
         energy=record[f"{energy}_total_energy"],
         forces=None if record.get("force") is None else np.asarray(record["force"]).reshape(-1, 3),
-        stress=None if stress is None else np.asarray(stress, dtype=np.float64).reshape(3, 3) * KBAR_TO_ASE_STRESS,
+        stress=None
+        if stress is None
+        else np.asarray(stress, dtype=np.float64).reshape(3, 3) * KBAR_TO_ASE_STRESS,
         cell=cell,
         pbc=pbc,
         info={k: v for k, v in info.items() if v is not None},

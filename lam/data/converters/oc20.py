@@ -38,7 +38,9 @@ def _read_metadata(txt: Path) -> list[tuple[int, int, float]]:
     for number, line in enumerate(lines):
         match = _LINE.match(line)
         if match is None:
-            raise ValueError(f"{txt} line {number + 1}: field 'metadata': expected 'random<sid>,frame<n>,<E>'")
+            raise ValueError(
+                f"{txt} line {number + 1}: field 'metadata': expected 'random<sid>,frame<n>,<E>'"
+            )
         rows.append((int(match["sid"]), int(match["fid"]), float(match["ref"])))
     return rows
 
@@ -49,12 +51,12 @@ def _chunks(path: Path) -> list[Path]:
         return [path]
     files = [p for p in path.iterdir() if p.name.endswith((".extxyz", ".extxyz.xz"))]
     stem = lambda p: p.name.split(".")[0]  # noqa: E731
-    return sorted(files, key=lambda p: (not stem(p).isdigit(), int(stem(p)) if stem(p).isdigit() else 0, p.name))
+    return sorted(
+        files, key=lambda p: (not stem(p).isdigit(), int(stem(p)) if stem(p).isdigit() else 0, p.name)
+    )
 
 
-def read_oc20_s2ef(
-    path: str | Path, energy: Literal["total", "adsorption"] = "total"
-) -> Iterator[ase.Atoms]:
+def read_oc20_s2ef(path: str | Path, energy: Literal["total", "adsorption"] = "total") -> Iterator[ase.Atoms]:
     """Yield the frames of OC20 S2EF chunks with their system id, frame number and reference energy.
 
     Args:
@@ -71,17 +73,26 @@ def read_oc20_s2ef(
         count = 0
         for index, atoms in enumerate(ase.io.iread(chunk, index=":", format="extxyz")):
             if index >= len(metadata):
-                raise ValueError(f"{chunk} frame {index}: field 'metadata': {txt.name} has only {len(metadata)} lines")
+                raise ValueError(
+                    f"{chunk} frame {index}: field 'metadata': {txt.name} has only {len(metadata)} lines"
+                )
             sid, fid, reference = metadata[index]
             total = atoms.get_potential_energy()
             results = dict(atoms.calc.results)
             results["energy"] = total - reference if energy == "adsorption" else total
             atoms.calc = SinglePointCalculator(atoms, **results)
             atoms.info.update(
-                {"sid": sid, "fid": fid, "reference_energy": reference, "total_energy": total,
-                 "frame_id": f"{chunk}#{index}"}
+                {
+                    "sid": sid,
+                    "fid": fid,
+                    "reference_energy": reference,
+                    "total_energy": total,
+                    "frame_id": f"{chunk}#{index}",
+                }
             )
             count += 1
             yield atoms
         if count != len(metadata):
-            raise ValueError(f"{chunk}: field 'metadata': {count} frames but {len(metadata)} lines in {txt.name}")
+            raise ValueError(
+                f"{chunk}: field 'metadata': {count} frames but {len(metadata)} lines in {txt.name}"
+            )

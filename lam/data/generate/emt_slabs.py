@@ -2,7 +2,7 @@
 
 Slabs of the EMT metals with ``size`` x ``size`` surface cells, 3 layers and 7 Å of vacuum on each
 side carry one adsorbate (H, O, C, N, OH or CO, bound through its first atom) at a random
-high-symmetry site and height. Geometries are sampled by a rattle or a short EMT-driven Langevin run
+high-symmetry site, at a site-typical height (± 0.2 Å). Geometries are sampled by a rattle or a short EMT-driven Langevin run
 (300-800 K, 5-20 steps of 0.5 fs), then labelled with ``calculator`` (``emt`` or ``gfn1-xtb``).
 Energies are raw totals, not adsorption energies.
 """
@@ -27,6 +27,9 @@ ADSORBATES = {
     "CO": ase.Atoms("CO", positions=[[0, 0, 0], [0, 0, 1.15]]),
 }
 SITES = {"111": ("ontop", "bridge", "fcc", "hcp"), "100": ("ontop", "bridge", "hollow")}
+# Height (Å) of a C/N/O binding atom above the surface plane near EMT's minimum per site (scanned on
+# Pt(111)); EMT's hydrogen sits about 0.2 Å higher.
+HEIGHTS = {"ontop": 1.95, "bridge": 1.7, "fcc": 1.55, "hcp": 1.55, "hollow": 1.3}
 
 
 def adsorbate_slab(
@@ -57,11 +60,13 @@ def generate(
     for index in range(n_frames):
         metal, facet = str(rng.choice(METALS)), str(rng.choice(list(SITES)))
         adsorbate, site = str(rng.choice(list(ADSORBATES))), str(rng.choice(SITES[facet]))
-        atoms = adsorbate_slab(metal, facet, adsorbate, site, rng.uniform(1.0, 2.0), size)
+        height = HEIGHTS[site] + (0.2 if adsorbate == "H" else 0.0) + rng.uniform(-0.15, 0.25)
+        atoms = adsorbate_slab(metal, facet, adsorbate, site, height, size)
         if rng.uniform() < 0.5:
             atoms.rattle(stdev=rng.uniform(0.02, 0.08), rng=rng)
         else:
-            atoms = langevin_snapshot(atoms, EMT(), rng, rng.uniform(300.0, 800.0), int(rng.integers(5, 21)), 0.5)
+            steps = int(rng.integers(5, 21))
+            atoms = langevin_snapshot(atoms, EMT(), rng, rng.uniform(300.0, 800.0), steps, 0.5)
         atoms.info.update(config_type=f"{metal}({facet})-{adsorbate}@{site}",
                           frame_id=f"emt-slabs:seed{seed}#{index}")
         frames.append(atoms)

@@ -25,8 +25,10 @@ def langevin_snapshot(
     atoms: ase.Atoms, calculator: Calculator, rng: np.random.Generator, temperature_K: float,
     steps: int, timestep_fs: float = 1.0,
 ) -> ase.Atoms:
-    """The last frame of a short Langevin MD run (friction 0.02/fs) started from Maxwell-Boltzmann
-    velocities at ``temperature_K``; seeded through ``rng``, so reproducible.
+    """The last frame of a short Langevin MD run (friction 0.02/fs) at ``temperature_K``.
+
+    Starts from Maxwell-Boltzmann velocities; every random number comes from ``rng``, so a run is
+    reproducible. ``steps`` steps of ``timestep_fs`` femtoseconds.
     """
     moving = atoms.copy()
     moving.calc = calculator

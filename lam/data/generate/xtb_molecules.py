@@ -60,8 +60,10 @@ def normal_mode_sample(
     """ANI normal-mode sampling (Smith et al., Chem. Sci. 8, 3192 (2017)).
 
     Args:
+        atoms: the reference (near-equilibrium) geometry.
         modes: (force constants [M] eV/Å^2, orthonormal Cartesian modes [M, N, 3]) of the
             positive-curvature modes.
+        rng: source of the random energy partition and signs.
         temperature_K: the sampled displacements carry up to ~3/2 N k_B T of harmonic energy.
     """
     force_constants, vectors = modes
@@ -87,7 +89,8 @@ def _sample(name: str, sampling: str, driver: Calculator, rng: np.random.Generat
     if sampling == "mixed":
         sampling = str(rng.choice(["md", "normal-modes"]))
     if sampling == "md":
-        return langevin_snapshot(atoms, driver, rng, rng.uniform(200.0, 1000.0), int(rng.integers(10, 41)), 0.5)
+        steps = int(rng.integers(10, 41))
+        return langevin_snapshot(atoms, driver, rng, rng.uniform(200.0, 1000.0), steps, 0.5)
     if name not in cache:
         cache[name] = _modes(atoms, driver)
     return normal_mode_sample(atoms, cache[name], rng, rng.uniform(200.0, 800.0))

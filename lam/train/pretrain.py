@@ -1,0 +1,196 @@
+"""Multi-task pretraining from a recipe: parse, build the Trainer, fit (resuming if killed), export.
+
+A recipe (``recipes/pretrain_*.yaml``) has LightningCLI's layout: ``seed_everything``, ``trainer``
+(``lightning.pytorch.Trainer`` arguments), ``model`` (:class:`~lam.train.module.LAMTask` arguments) and
+``data`` (:class:`~lam.data.datamodule.MultiTaskDataModule` arguments); nested objects are given as
+``class_path``/``init_args``. jsonargparse validates it against the constructors, so an unknown key
+is an error naming the key. ``model.heads`` is linked from ``data.datasets`` (one head per dataset).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+from jsonargparse import ArgumentParser, Namespace
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger
+
+from lam.data.datamodule import MultiTaskDataModule
+from lam.train.callbacks import ExportModel, NaNLossGuard
+from lam.train.module import LAMTask
+
+# Trainer arguments that pretrain() owns (run folder, callbacks, loggers) or that LAMTask needs fixed.
+_MANAGED_TRAINER_ARGS = {"callbacks", "logger", "default_root_dir", "inference_mode", "use_distributed_sampler"}
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def recipe_parser() -> ArgumentParser:
+    """The jsonargparse parser of a pretraining recipe (unknown keys are errors)."""
+    parser = ArgumentParser(prog="lam pretrain", exit_on_error=False)
+    parser.add_argument("--seed_everything", type=int, default=0)
+    parser.add_class_arguments(pl.Trainer, "trainer", skip=_MANAGED_TRAINER_ARGS, instantiate=False)
+    parser.add_class_arguments(LAMTask, "model")
+    parser.add_class_arguments(MultiTaskDataModule, "data")
+    parser.link_arguments("data.datasets", "model.heads", compute_fn=lambda datasets: list(datasets))
+    return parser
+
+
+def read_recipe(config: str | Path, overrides: dict[str, Any] | None = None) -> Namespace:
+    """Parse and validate a recipe file; ``overrides`` maps dotted keys (``trainer.max_steps``) to values."""
+    parser = recipe_parser()
+    try:
+        cfg = parser.parse_path(str(config), defaults=True)
+        for key, value in (overrides or {}).items():
+            cfg[key] = value
+        parser.validate(cfg)
+    except Exception as error:  # jsonargparse's ArgumentError; keep the message, name the file
+        raise ValueError(f"recipe {config}: {error}") from error
+    return cfg
+
+
+def _loggers(run_dir: Path, wandb: Literal["offline", "online", "disabled"], name: str) -> list[Logger]:
+    loggers: list[Logger] = [CSVLogger(run_dir, name="csv")]
+    if wandb != "disabled":
+        from lightning.pytorch.loggers import WandbLogger
+
+        os.environ.setdefault("WANDB_MODE", wandb)  # offline unless the user asked for online
+        loggers.append(WandbLogger(project="lam", name=name, save_dir=str(run_dir), offline=wandb == "offline"))
+    return loggers
+
+
+def build_trainer(
+    trainer_args: dict[str, Any], run_dir: Path, export_dir: Path, overwrite: bool,
+    checkpoint_every: int, wandb: Literal["offline", "online", "disabled"], name: str,
+) -> pl.Trainer:
+    """A Trainer with lam's checkpointing (``last.ckpt``), NaN guard, export and loggers."""
+    checkpoint = ModelCheckpoint(dirpath=run_dir / CHECKPOINT_DIR, save_last=True, save_top_k=0,
+                                 every_n_train_steps=checkpoint_every)
+    callbacks = [NaNLossGuard(), ExportModel(export_dir, overwrite), checkpoint,
+                 LearningRateMonitor(logging_interval="step")]
+    return pl.Trainer(
+        **trainer_args, callbacks=callbacks, logger=_loggers(run_dir, wandb, name), default_root_dir=run_dir,
+        inference_mode=False,  # forces in validation need autograd
+        use_distributed_sampler=False,  # MultiTaskBatchSampler shards the data itself
+    )
+
+
+def _resume_checkpoint(run_dir: Path, resume: bool, overwrite: bool) -> Path | None:
+    """``last.ckpt`` of an earlier (possibly killed) run to resume, or None for a fresh run."""
+    last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+    if not last.is_file():
+        return None
+    if resume:
+        return last
+    if not overwrite:
+        raise FileExistsError(f"{run_dir} holds checkpoints of an earlier run; pass resume=True to continue it "
+                              "or overwrite=True to start afresh")
+    last.unlink()
+    return None
+
+
+def pretrain(
+    config: str | Path,
+    max_steps: int | None = None,
+    out: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    overwrite: bool = False,
+    resume: bool = True,
+    checkpoint_every: int = 50,
+    wandb: Literal["offline", "online", "disabled"] = "offline",
+) -> Path:
+    """Pretrain a multi-head model from a recipe and export it as a ``save_pretrained`` folder.
+
+    Args:
+        config: the recipe YAML (see the module docstring).
+        max_steps: override ``trainer.max_steps``.
+        out: model folder to export (``config.json``, ``model.safetensors``, ``README.md``,
+            ``metrics.json``); default ``<run_dir>/model``.
+        run_dir: logs (CSV, wandb) and checkpoints; default ``runs/<recipe name>``.
+        overwrite: replace a model already in ``out`` / checkpoints of an earlier run.
+        resume: continue from ``<run_dir>/checkpoints/last.ckpt`` when it exists (a killed run
+            continues exactly where it stopped).
+        checkpoint_every: write ``last.ckpt`` every this many optimizer steps.
+        wandb: Weights & Biases logging, offline by default (``WANDB_MODE``); CSV logs are always written.
+
+    Returns:
+        The exported model folder.
+    """
+    config = Path(config)
+    cfg = read_recipe(config, {"trainer.max_steps": max_steps} if max_steps is not None else None)
+    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / config.stem
+    out = Path(out) if out is not None else run_dir / "model"
+    ExportModel(out, overwrite).check_writable()
+    ckpt_path = _resume_checkpoint(run_dir, resume, overwrite)
+    pl.seed_everything(cfg.seed_everything, verbose=False)
+    init = recipe_parser().instantiate_classes(cfg)
+    task, data = init.model, init.data
+    trainer = build_trainer(dict(cfg.trainer), run_dir, out, overwrite, checkpoint_every, wandb, config.stem)
+    trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
+    trainer.validate(task, datamodule=data, verbose=False)
+    if trainer.is_global_zero:
+        metrics = collect_metrics(trainer, data)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (out / "README.md").write_text(pretrained_card(task.model, metrics, recipe=config.name))
+    return out
+
+
+def collect_metrics(trainer: pl.Trainer, data: MultiTaskDataModule) -> dict[str, Any]:
+    """Held-out metrics per head from the last validation, with the split sizes and steps."""
+    logged = {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
+    heads = {}
+    for head in data.heads:
+        values = {key.split("/")[-1]: value for key, value in logged.items() if key.startswith(f"val/{head}/")}
+        heads[head] = {**values, "train_frames": len(data.train_sets[head]), "val_frames": len(data.val_sets[head])}
+    return {"steps": int(trainer.global_step), "heads": heads}
+
+
+def _dataset_license(name: str) -> str:
+    from lam.data.registry import UnknownDatasetError, get_card
+
+    try:
+        return get_card(name).license
+    except (UnknownDatasetError, FileNotFoundError):
+        return "see the data source"
+
+
+def pretrained_card(model: Any, metrics: dict[str, Any], recipe: str) -> str:
+    """``README.md`` of a pretrained model: YAML metadata, heads, levels of theory, held-out metrics, licenses."""
+    import yaml
+
+    heads = model.config.heads
+    meta = {"library_name": "lam", "tags": ["interatomic-potential", "lam", "dpa2", "multi-task"],
+            "datasets": sorted({d for h in heads for d in h.datasets}), "license": "other",
+            "lam_pretraining": {"recipe": recipe, "steps": metrics["steps"], "heads": [h.name for h in heads]}}
+    rows, licenses = [], []
+    for spec in heads:
+        m = metrics["heads"].get(spec.name, {})
+        fmt = lambda key, scale: f"{m[key] * scale:.1f}" if key in m else "–"  # noqa: E731
+        rows.append(f"| `{spec.name}` | {spec.level_of_theory} | {m.get('train_frames', '–')} / "
+                    f"{m.get('val_frames', '–')} | {fmt('energy_mae_per_atom', 1000)} | {fmt('force_rmse', 1000)} "
+                    f"| {fmt('stress_rmse', 160.21766 * 1000)} |")
+        licenses.extend(f"- `{d}`: {_dataset_license(d)}" for d in spec.datasets)
+    descriptor = model.config.descriptor
+    return "\n".join([
+        "---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(), "---", "",
+        "# Pretrained multi-head large atomic model", "",
+        f"A `{descriptor.kind}` descriptor (cutoff {model.cutoff} Å) shared by {len(heads)} fitting heads, one per "
+        f"dataset / level of theory (DPA-2-style multi-task pretraining), trained for {metrics['steps']} steps "
+        f"with the recipe `{recipe}`. Pick the head whose level of theory matches your data, or fine-tune "
+        "(`lam finetune --from <this model> --data FILE --head auto`).", "",
+        "## Heads and held-out errors", "",
+        "Errors on frames held out of training (seeded split, EMA weights).", "",
+        "| head | level of theory | train / val frames | energy MAE (meV/atom) | force RMSE (meV/Å) | "
+        "stress RMSE (MPa) |", "|---|---|---|---|---|---|", *rows, "",
+        "## Limitations", "",
+        "A small model trained briefly on a few thousand frames on CPU: a starting point for fine-tuning, "
+        "not a production potential. Energies of different heads are on different absolute scales "
+        "(different functionals and codes) and must not be mixed.", "",
+        "## Licenses of the training data", "",
+        "The weights are derived from the datasets below; their terms apply to uses of this model.", "",
+        *licenses, "",
+    ])
