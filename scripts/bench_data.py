@@ -83,12 +83,14 @@ def _collate_rate(graphs: list[AtomicGraph], batch_size: int, repeats: int) -> f
 def _dataloader_rates(frames: list[ase.Atoms], tmp: Path, repeats: int) -> dict[str, float | str]:
     """Rates through GraphDataset + DataLoader, or why they could not be measured."""
     try:
+        import datasets
         from torch_geometric.loader import DataLoader
 
         from lam.data.datasets import GraphDataset
         from lam.data.training_format import write_training_dataset
     except ImportError as error:
         return {"dataloader": f"unavailable: {error}"}
+    datasets.disable_progress_bars()  # stdout/stderr carry only the JSON report
     dataset = GraphDataset(write_training_dataset(frames, tmp / "training", head="bench"), cutoff=CUTOFF)
     rates: dict[str, float | str] = {}
     for batch_size in (1, 8):
@@ -150,7 +152,7 @@ def main() -> None:
             "wall_s": round(time.perf_counter() - start, 1),
         },
     }
-    print(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

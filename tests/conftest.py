@@ -16,7 +16,9 @@ torch.set_num_threads(1)
 IO_FIXTURES = Path(__file__).parent / "data" / "fixtures" / "io"
 
 
-def _label(atoms: ase.Atoms, rng: np.random.Generator, forces: bool = True, stress: bool = False) -> ase.Atoms:
+def _label(
+    atoms: ase.Atoms, rng: np.random.Generator, forces: bool = True, stress: bool = False
+) -> ase.Atoms:
     """Attach random full-precision labels (eV, eV/Å, eV/Å^3 Voigt) to ``atoms``."""
     results: dict[str, object] = {"energy": float(rng.normal(-3.0, 1.0) * len(atoms))}
     if forces:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lam.data.readers import read_frames
 from lam.data import writers
+from lam.data.readers import read_frames
 
 
 def _skip_report_path(output: str) -> Path:
@@ -57,7 +57,8 @@ def convert(
     if skip_invalid:
         report_path.write_text(json.dumps(report, indent=1) + "\n")
     skipped = f", skipped {len(report)} invalid (see {report_path})" if skip_invalid else ""
-    print(f"converted {count} frames: {input} -> {output} ({writers.output_format(output, output_format)}){skipped}")
+    written_as = writers.output_format(output, output_format)
+    print(f"converted {count} frames: {input} -> {output} ({written_as}){skipped}")
     return count
 
 

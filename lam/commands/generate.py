@@ -48,13 +48,14 @@ def generate(
     return write_generated(generated, out, layout=layout, overwrite=overwrite)
 
 
-def label(file: Path, *, calculator: str, out: Path, overwrite: bool = False) -> Path:
+def label(file: Path, *, calculator: str, out: Path, head: str = "default", overwrite: bool = False) -> Path:
     """Label every frame of FILE with a reference calculator and write them to OUT.
 
     Args:
         file: any input read_frames understands (extxyz, .db, deepmd dir, training dir, ...).
         calculator: labeller spec: emt, gfn2-xtb, gfn1-xtb or pyscf:<xc>/<basis> (e.g. pyscf:pbe/sto-3g).
         out: output path; the format follows its name (extxyz, .db, training dir, ...).
+        head: head name written for frames that carry none (training format).
         overwrite: replace an existing OUT.
     """
     from lam.data.labelers import label_frames
@@ -65,7 +66,7 @@ def label(file: Path, *, calculator: str, out: Path, overwrite: bool = False) ->
     if out.exists() and not overwrite:  # refuse before spending time on the labels
         raise FileExistsError(f"{out} exists; pass --overwrite true to replace it")
     frames = label_frames(read_frames(file), calculator)
-    write_frames(frames, out, overwrite=overwrite)
+    write_frames(frames, out, overwrite=overwrite, head=head)
     print(f"labelled {len(frames)} frames of {file} with {calculator} -> {out}")
     return out
 
@@ -95,14 +96,12 @@ def _registered_statistics(name: str, cutoff: float, ridge: float) -> dict:
     """Statistics of a registry dataset, cached next to its converted copy."""
     from lam.data.registry import get_card, load_registered
     from lam.data.statistics import cached_statistics
-    from lam.data.training_format import row_to_atoms
 
     card = get_card(name)
     dataset = load_registered(name)
     data_dir = Path(dataset.cache_files[0]["filename"]).parent
-    frames = (row_to_atoms(row) for row in dataset)
     return cached_statistics(
-        data_dir, frames=frames, cutoff=cutoff, ridge=ridge, default_head=card.default_head
+        data_dir, frames=dataset, cutoff=cutoff, ridge=ridge, default_head=card.default_head
     )
 
 

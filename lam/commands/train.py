@@ -63,8 +63,10 @@ def finetune(
     """Fine-tune a pretrained model on your labelled frames and save it as a model folder.
 
     Args:
-        model: (also --from) parent model: built-in name (lam-mini), local folder, or Hub id org/name[@revision].
-        data: labelled frames: any file read_frames reads (extxyz, .db, deepmd dir, ...) or a registry dataset name.
+        model: (also --from) parent model: built-in name (lam-mini), local folder, or Hub id
+            org/name[@revision].
+        data: labelled frames: any file read_frames reads (extxyz, .db, deepmd dir, ...) or a registry
+            dataset name.
         head: pretrained head to start from, "auto" (best zero-shot after energy refit) or "new".
         mode: full (all weights train), frozen (descriptor fixed, head only), replay (also keep
             training a sample of the pretraining data on its own heads).
@@ -89,10 +91,19 @@ def finetune(
     if model is None or data is None:
         raise ValueError("lam finetune needs --from MODEL and --data DATA")
     options = FinetuneOptions(
-        head=head, name=name, mode=mode, max_steps=max_steps, lr=lr, batch_size=batch_size,
-        val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, patience=patience,
-        val_every=val_every, replay_frames=replay_frames,
-    )  # fmt: skip
+        head=head,
+        name=name,
+        mode=mode,
+        max_steps=max_steps,
+        lr=lr,
+        batch_size=batch_size,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        patience=patience,
+        val_every=val_every,
+        replay_frames=replay_frames,
+    )
     out = Path(out) if out is not None else Path(f"finetuned_{name or head_name_for(data, [])}")
     test_frames = load_frames(test_data) if test_data else None
     result = run_finetune(model, load_frames(data), out, options, data, test_frames, overwrite)
@@ -102,9 +113,14 @@ def finetune(
     if prepared.new_elements:
         from ase.data import chemical_symbols
 
-        print(f"elements new to the model (embeddings trained from scratch): "
-              f"{[chemical_symbols[z] for z in prepared.new_elements]}")  # fmt: skip
-    print(f"head {prepared.head!r} from {prepared.parent_head!r}; split {result.split_sizes}; {result.steps} steps")
+        print(
+            f"elements new to the model (embeddings trained from scratch): "
+            f"{[chemical_symbols[z] for z in prepared.new_elements]}"
+        )
+    print(
+        f"head {prepared.head!r} from {prepared.parent_head!r}; "
+        f"split {result.split_sizes}; {result.steps} steps"
+    )
     if result.step0:
         print("step 0 (after energy refit), validation:\n" + format_table(result.step0))
     if result.test:
@@ -141,12 +157,18 @@ def evaluate(
     else:
         print(format_table(results))
     if plots is not None:
-        print(f"parity plots: {', '.join(str(Path(plots) / f'parity_{h}.png') for h in heads)}", file=sys.stderr)
+        print(
+            f"parity plots: {', '.join(str(Path(plots) / f'parity_{h}.png') for h in heads)}", file=sys.stderr
+        )
     return results
 
 
-def change_bias(model: str, data: str, head: str | None = None, out: Path | None = None, overwrite: bool = False) -> Path:
-    """Only re-fit one head's per-element energy references on DATA ("change-by-statistic"); save as a new model.
+def change_bias(
+    model: str, data: str, head: str | None = None, out: Path | None = None, overwrite: bool = False
+) -> Path:
+    """Only re-fit one head's per-element energy references on DATA; save as a new model.
+
+    DeePMD-kit's "change-by-statistic": no weight is trained.
 
     Args:
         model: built-in name, local folder or Hub id org/name[@revision].
@@ -171,7 +193,8 @@ def change_bias(model: str, data: str, head: str | None = None, out: Path | None
     frames = load_frames(data)
     result = refit_energy_references(lam_model, frames, lam_model.resolve_head(head))
     shifts = ", ".join(f"{chemical_symbols[z]} {v:+.4f}" for z, v in sorted(result.shifts.items()))
-    note = f"Shifts added to the references (eV): {shifts}; RMS residual {result.fit.rms_residual_per_atom:.4f} eV/atom."
+    residual = result.fit.rms_residual_per_atom
+    note = f"Shifts added to the references (eV): {shifts}; RMS residual {residual:.4f} eV/atom."
     lam_model.save_pretrained(out)
     lineage = Lineage(parse_model_ref(model), result.head, result.head, "change-bias")
     change_bias_card(lineage, data, result.n_frames, note).save(out / CARD_FILE)
@@ -179,16 +202,33 @@ def change_bias(model: str, data: str, head: str | None = None, out: Path | None
     return out
 
 
-def pretrain(config: Path, max_steps: int | None = None) -> Path:
-    """Multi-task pretraining from a recipe (recipes/*.yaml); exports a model folder.
+def pretrain(
+    config: Path,
+    max_steps: int | None = None,
+    out: Path | None = None,
+    run_dir: Path | None = None,
+    overwrite: bool = False,
+    resume: bool = True,
+    wandb: Literal["offline", "online", "disabled"] = "offline",
+) -> Path:
+    """Multi-task pretraining from a recipe (recipes/pretrain_*.yaml); exports a model folder.
 
     Args:
-        config: recipe YAML file.
+        config: recipe YAML file (trainer / model / data sections).
         max_steps: override the recipe's step budget (e.g. for a smoke run).
+        out: model folder to export (default: RUN_DIR/model).
+        run_dir: logs and checkpoints (default: runs/<recipe name>).
+        overwrite: replace an exported model / checkpoints of an earlier run.
+        resume: continue a killed run from RUN_DIR/checkpoints/last.ckpt.
+        wandb: Weights & Biases logging: offline (default), online or disabled; CSV logs always.
     """
     from lam.train.pretrain import pretrain as run_pretrain
 
-    return run_pretrain(config, max_steps=max_steps)
+    model_dir = run_pretrain(
+        config, max_steps=max_steps, out=out, run_dir=run_dir, overwrite=overwrite, resume=resume, wandb=wandb
+    )
+    print(f"saved {model_dir}")
+    return model_dir
 
 
 COMMANDS = {"pretrain": pretrain, "finetune": finetune, "eval": evaluate, "change-bias": change_bias}

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import ase
 import datasets
-import pyarrow as pa
 import torch
 
 from lam.data.graph import AtomicGraph
-from lam.data.training_format import arrow_row, load_training_dataset
+from lam.data.training_format import ArrowRows, load_training_dataset
 
 
 class GraphDataset(torch.utils.data.Dataset):
@@ -41,18 +40,22 @@ class GraphDataset(torch.utils.data.Dataset):
         self.cutoff = float(cutoff)
         self.head = head
         self.dtype = dtype
-        self._atoms: Sequence[ase.Atoms] | None = None
-        self._table: pa.Table | None = None
+        self._atoms: list[ase.Atoms] | None = None
+        self._dataset: datasets.Dataset | None = None
+        self._rows: ArrowRows | None = None  # built lazily, once per (worker) process
         if isinstance(source, (str, Path)):
             source = load_training_dataset(source)
         if isinstance(source, datasets.Dataset):
-            # A pyarrow table view: zero-copy for a memory-mapped dataset, resolves select()/shuffle().
-            self._table = source.with_format("arrow")[:]
+            self._dataset = source
         else:
             self._atoms = list(source)
 
     def __len__(self) -> int:
-        return len(self._atoms) if self._atoms is not None else self._table.num_rows
+        return len(self._atoms) if self._atoms is not None else len(self._dataset)
+
+    def __getstate__(self) -> dict:
+        # DataLoader workers receive the dataset (memory-mapped by file) and rebuild the row views.
+        return {**self.__dict__, "_rows": None}
 
     def __getitem__(self, index: int) -> AtomicGraph:
         """The graph of frame ``index`` (negative indices count from the end)."""
@@ -62,15 +65,17 @@ class GraphDataset(torch.utils.data.Dataset):
         index = index % n
         if self._atoms is not None:
             atoms = self._atoms[index]
-            head = self.head or atoms.info.get("head", "default")
             return AtomicGraph.from_atoms(
-                atoms, self.cutoff, head=head, frame_id=atoms.info.get("frame_id", f"#{index}"), dtype=self.dtype
+                atoms,
+                self.cutoff,
+                head=self.head or atoms.info.get("head", "default"),
+                frame_id=atoms.info.get("frame_id", f"#{index}"),
+                dtype=self.dtype,
             )
-        return self._row_graph(index)
-
-    def _row_graph(self, index: int) -> AtomicGraph:
-        """Build the graph of row ``index`` of the Arrow table."""
-        row = arrow_row(self._table, index)
+        if self._rows is None:
+            # A pyarrow view: zero-copy for a memory-mapped dataset; resolves select()/shuffle() indices.
+            self._rows = ArrowRows(self._dataset.with_format("arrow")[:])
+        row = self._rows[index]
         if self.head is not None:
             row["head"] = self.head
         return AtomicGraph.from_arrays(**row, cutoff=self.cutoff, dtype=self.dtype)

@@ -26,6 +26,14 @@ def is_system(path: Path) -> bool:
     return path.is_dir() and (path / "type.raw").is_file()
 
 
+def is_written_output(path: Path) -> bool:
+    """Whether ``path`` looks like :func:`write_systems` output: a system, or a dir of only systems."""
+    if is_system(path):
+        return True
+    children = list(path.iterdir()) if path.is_dir() else []
+    return bool(children) and all(is_system(child) for child in children)
+
+
 def find_systems(path: Path) -> list[Path]:
     """``path`` itself if it is a system, else every system below it, sorted by path."""
     if is_system(path):
@@ -64,7 +72,9 @@ def _frame(
     n_atoms = len(numbers)
     box = arrays["box"]
     if periodic and box is not None and (k >= len(box) or box.shape[1] != 9):
-        raise InvalidFrameError(source, index, "cell", f"box.npy has {box.shape} values, expected [frames, 9]")
+        raise InvalidFrameError(
+            source, index, "cell", f"box.npy has {box.shape} values, expected [frames, 9]"
+        )
     cell = box[k].reshape(3, 3) if periodic and box is not None else np.zeros((3, 3))
     atoms = ase.Atoms(numbers=numbers, positions=arrays["coord"][k].reshape(n_atoms, 3), cell=cell)
     atoms.pbc = periodic
@@ -105,14 +115,20 @@ def read_system(system: Path) -> Iterator[tuple[str, int, ase.Atoms | InvalidFra
         n_frames = len(coord)
         coord = coord.reshape(n_frames, -1)
         if coord.shape[1] != 3 * len(numbers):
-            raise ValueError(f"{set_dir}/coord.npy: {coord.shape[1]} values per frame, type.raw has {len(numbers)} atoms")
+            raise ValueError(
+                f"{set_dir}/coord.npy: {coord.shape[1]} values per frame, type.raw has {len(numbers)} atoms"
+            )
         arrays = {"coord": coord} | {n: _load(set_dir, n) for n in ("box", "energy", "force", "virial")}
         set_periodic = periodic and arrays["box"] is not None
         if arrays["virial"] is not None and not set_periodic:
-            raise ValueError(f"{set_dir}/virial.npy: a non-periodic system has no volume to turn a virial into stress")
+            raise ValueError(
+                f"{set_dir}/virial.npy: a non-periodic system has no volume to turn a virial into stress"
+            )
         for k in range(n_frames):
             try:
-                frame: ase.Atoms | InvalidFrameError = _frame(numbers, arrays, k, set_periodic, str(system), index)
+                frame: ase.Atoms | InvalidFrameError = _frame(
+                    numbers, arrays, k, set_periodic, str(system), index
+                )
             except InvalidFrameError as error:
                 frame = error
             yield str(system), index, frame
@@ -130,10 +146,9 @@ def _system_arrays(frames: list[ase.Atoms]) -> dict[str, np.ndarray]:
         if not any(present):
             continue
         if not all(present):
-            missing = present.index(False)
+            missing = frames[present.index(False)].info.get("frame_id", present.index(False))
             raise ValueError(
-                f"deepmd/npy cannot hold a partly labelled system: frame {frames[missing].info.get('frame_id', missing)} "
-                f"has no {label} while others have"
+                f"deepmd/npy cannot hold a partly labelled system: frame {missing} has no {label}, others do"
             )
         if label == "stress":
             values = [-stress_3x3(v) * a.get_volume() for v, a in zip(values, frames, strict=True)]
@@ -155,7 +170,9 @@ def write_systems(frames: Iterable[ase.Atoms], out_dir: Path) -> int:
     for atoms in frames:
         pbc = tuple(bool(p) for p in atoms.pbc)
         if any(pbc) and not all(pbc):
-            raise ValueError(f"frame {atoms.info.get('frame_id', '?')}: deepmd/npy cannot hold mixed pbc {pbc}")
+            raise ValueError(
+                f"frame {atoms.info.get('frame_id', '?')}: deepmd/npy cannot hold mixed pbc {pbc}"
+            )
         groups.setdefault((tuple(atoms.numbers.tolist()), all(pbc)), []).append(atoms)
     elements = sorted({z for numbers, _ in groups for z in numbers})
     type_of = {z: t for t, z in enumerate(elements)}

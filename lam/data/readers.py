@@ -28,7 +28,13 @@ import datasets
 from ase.io.formats import filetype
 
 from lam.data import deepmd_npy
-from lam.data.training_format import SCHEMA, arrow_row, is_training_dataset, load_training_dataset, row_to_atoms
+from lam.data.training_format import (
+    SCHEMA,
+    ArrowRows,
+    is_training_dataset,
+    load_training_dataset,
+    row_to_atoms,
+)
 from lam.data.validate import InvalidFrameError, validate_atoms
 
 _COMPRESSION = (".gz", ".bz2", ".xz")
@@ -57,7 +63,9 @@ def detect_format(path: str | Path) -> str:
         for suffix in ("parquet", "arrow"):
             if any(path.glob(f"*.{suffix}")):
                 return suffix
-        raise ValueError(f"{path}: directory is not a training dataset, deepmd/npy system(s) or parquet/arrow files")
+        raise ValueError(
+            f"{path}: directory is not a training dataset, deepmd/npy system(s) or parquet/arrow files"
+        )
     suffix = _strip_compression(path).suffix
     if suffix in (".db", ".parquet", ".arrow"):
         return suffix[1:]
@@ -103,9 +111,9 @@ def _dataset_frames(dataset: datasets.Dataset, source: str) -> Iterator[_RawFram
             dataset = dataset.add_column(name, [default] * len(dataset))
     if dataset.features != SCHEMA:
         dataset = dataset.select_columns(list(SCHEMA)).cast(SCHEMA)
-    table = dataset.with_format("arrow")[:]
-    for index in range(table.num_rows):
-        yield source, index, row_to_atoms(arrow_row(table, index))
+    rows = ArrowRows(dataset.with_format("arrow")[:])
+    for index in range(len(rows)):
+        yield source, index, row_to_atoms(rows[index])
 
 
 def _hf_dataset(path: Path, format: str) -> datasets.Dataset:

@@ -24,14 +24,9 @@ import datasets
 import yaml
 from ase.data import chemical_symbols
 
+from lam.data import training_format
 from lam.data.converters import CONVERTERS
 from lam.data.statistics import data_checksum
-from lam.data.training_format import (
-    FORMAT_VERSION,
-    is_training_dataset,
-    load_training_dataset,
-    write_training_dataset,
-)
 
 # The only units lam stores; a card declaring anything else (kcal/mol, Ha, bohr, GPa) is rejected
 # rather than silently mixed with eV/Å data.
@@ -65,7 +60,7 @@ class LevelOfTheory:
     """How the labels were computed."""
 
     functional: str  # e.g. "PBE", "ωB97X"
-    basis: str  # basis set or plane-wave/PAW setup
+    basis: str | None  # basis set or plane-wave/PAW setup (None for tight binding, EMT)
     code: str  # e.g. "VASP", "Gaussian 16"
     notes: str = ""  # caveats: raw vs corrected energies, float32 source, unverified functional, ...
 
@@ -228,7 +223,7 @@ def card_from_dict(data: Mapping, path: Path | str) -> DatasetCard:
     if name != path.stem:
         raise CardError(path, "name", f"{name!r} differs from the file name {path.stem!r}")
     periodic = data["periodic"]
-    if periodic not in (True, False, "slab"):
+    if not (periodic is True or periodic is False or periodic == "slab"):  # 1/0 are not booleans here
         raise CardError(path, "periodic", f"expected true, false or slab, got {periodic!r}")
     frame_count = _require(data, "frame_count", int, path)
     if frame_count < 1:
@@ -237,6 +232,9 @@ def card_from_dict(data: Mapping, path: Path | str) -> DatasetCard:
     if fmt not in CONVERTERS:
         raise CardError(path, "format", f"{fmt!r} has no converter; known: {', '.join(CONVERTERS)}")
     files, checksums = data.get("files") or {}, data.get("checksums") or {}
+    for key, value in (("files", files), ("checksums", checksums)):
+        if not isinstance(value, dict):
+            raise CardError(path, key, f"expected a mapping, got {value!r}")
     _check_files(files, checksums, path)
     return DatasetCard(
         name=name,
@@ -271,10 +269,27 @@ def read_card(path: Path | str) -> DatasetCard:
     return card_from_dict(data, path)
 
 
+def card_paths(directory: Path | str | None = None) -> dict[str, Path]:
+    """Name -> card file of every ``*.yaml`` under the registry, subdirectories included.
+
+    Cards of sets made by ``lam data generate`` live next to their data in ``generated/<name>/``;
+    searching subdirectories makes them loadable by name like the top-level cards.
+
+    Raises:
+        CardError: two cards with the same name.
+    """
+    directory = Path(directory) if directory is not None else registry_dir()
+    found: dict[str, Path] = {}
+    for path in sorted(directory.rglob("*.yaml")):
+        if path.stem in found:
+            raise CardError(path, "name", f"{path.stem!r} is also the name of {found[path.stem]}")
+        found[path.stem] = path
+    return dict(sorted(found.items()))
+
+
 def list_cards(directory: Path | str | None = None) -> list[DatasetCard]:
     """Every card of the registry (``registry_dir()`` by default), sorted by name."""
-    directory = Path(directory) if directory is not None else registry_dir()
-    return [read_card(p) for p in sorted(directory.glob("*.yaml"))]
+    return [read_card(path) for path in card_paths(directory).values()]
 
 
 def get_card(name: str, directory: Path | str | None = None) -> DatasetCard:
@@ -283,21 +298,17 @@ def get_card(name: str, directory: Path | str | None = None) -> DatasetCard:
     Raises:
         UnknownDatasetError: listing the known names.
     """
-    directory = Path(directory) if directory is not None else registry_dir()
-    path = directory / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(p.stem for p in sorted(directory.glob("*.yaml")))
-        raise UnknownDatasetError(f"no dataset {name!r} in {directory}; known datasets: {known}")
-    return read_card(path)
+    paths = card_paths(directory)
+    if name not in paths:
+        where = Path(directory) if directory is not None else registry_dir()
+        raise UnknownDatasetError(f"no dataset {name!r} in {where}; known datasets: {', '.join(paths)}")
+    return read_card(paths[name])
 
 
-def sha256(path: Path, chunk_size: int = 1 << 20) -> str:
+def sha256(path: Path) -> str:
     """sha256 hex digest of a file."""
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def verify_checksums(card: DatasetCard, splits: list[str] | None = None) -> None:
@@ -351,7 +362,7 @@ def cache_path(card: DatasetCard, split: str = ALL_SPLITS) -> Path:
     """
     splits = _select_splits(card, split)
     key = "\n".join(f"{s}:{card.checksums[card.files[s]]}" for s in splits)
-    key += f"\nhead:{card.default_head}\nformat:{FORMAT_VERSION}"
+    key += f"\nhead:{card.default_head}\nformat:{training_format.FORMAT_VERSION}"
     return cache_dir() / f"{card.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
@@ -370,17 +381,17 @@ def load_registered(name: str, split: str = ALL_SPLITS) -> datasets.Dataset:
     card = get_card(name)
     splits = _select_splits(card, split)
     target = cache_path(card, split)
-    if not is_training_dataset(target):
+    if not training_format.is_training_dataset(target):
         verify_checksums(card, splits)
         # Write next to the target and rename, so an interrupted conversion never looks cached.
         partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
-        write_training_dataset(_frames(card, splits), partial, head=card.default_head)
         try:
+            training_format.write_training_dataset(_frames(card, splits), partial, head=card.default_head)
             partial.rename(target)
-        except OSError:  # another process finished first: keep its copy
+        finally:  # on error, or when another process renamed its copy first
             shutil.rmtree(partial, ignore_errors=True)
-    dataset = load_training_dataset(target)
+    dataset = training_format.load_training_dataset(target)
     if split == ALL_SPLITS and len(dataset) != card.frame_count:
         raise ValueError(
             f"{card.card_path}: field 'frame_count': {card.frame_count}, but {target} has {len(dataset)}"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import ase
 import ase.data
+import datasets
 import numpy as np
 
 from lam.data.neighbors import neighbor_list
@@ -104,13 +105,30 @@ def _energies(frames: Sequence[ase.Atoms]) -> tuple[list[np.ndarray], np.ndarray
     return numbers, np.asarray(energies)
 
 
-def fit_energy_references(frames: Iterable[ase.Atoms], ridge: float = 0.0) -> dict[int, float]:
+def as_frames(source: Iterable[ase.Atoms] | datasets.Dataset) -> Iterable[ase.Atoms]:
+    """Frames of a list/iterable of Atoms, or of a training-format ``datasets.Dataset`` (lazily)."""
+    if isinstance(source, datasets.Dataset):
+        from lam.data.training_format import row_to_atoms
+
+        return (row_to_atoms(row) for row in source)
+    return source
+
+
+def fit_energy_references(
+    source: Iterable[ase.Atoms] | datasets.Dataset, ridge: float = 0.0, head: str | None = None
+) -> dict[int, float]:
     """Per-element energy references (Z -> eV) by least squares on composition counts.
+
+    Args:
+        source: frames (labels in their calculators) or a training-format dataset.
+        ridge: optional L2 penalty (see :func:`fit_per_element`).
+        head: use only frames whose ``info["head"]`` is ``head`` (None: all frames).
 
     Frames without an energy label are ignored. A rank-deficient fit (elements in fixed ratio) is
     reported with a ``UserWarning`` and solved by minimum norm (or ridge when ``ridge > 0``).
     """
-    numbers, energies = _energies(list(frames))
+    frames = [a for a in as_frames(source) if head is None or a.info.get("head") == head]
+    numbers, energies = _energies(frames)
     fit = fit_per_element(numbers, energies, ridge)
     if fit.rank_deficient:
         warnings.warn(
@@ -188,7 +206,10 @@ def _head_statistics(frames: list[ase.Atoms], cutoff: float, ridge: float) -> di
 
 
 def compute_statistics(
-    frames: Iterable[ase.Atoms], cutoff: float = 6.0, ridge: float = 0.0, default_head: str = "default"
+    frames: Iterable[ase.Atoms] | datasets.Dataset,
+    cutoff: float = 6.0,
+    ridge: float = 0.0,
+    default_head: str = "default",
 ) -> dict[str, dict]:
     """Statistics per head (``atoms.info["head"]``, else ``default_head``), as a JSON-able dict.
 
@@ -196,26 +217,36 @@ def compute_statistics(
     symbol) with the fit's rank report, force RMS (eV/Å) and mean neighbour count at ``cutoff`` (Å).
     """
     by_head: dict[str, list[ase.Atoms]] = {}
-    for atoms in frames:
+    for atoms in as_frames(frames):
         by_head.setdefault(str(atoms.info.get("head") or default_head), []).append(atoms)
     return {head: _head_statistics(group, cutoff, ridge) for head, group in sorted(by_head.items())}
 
 
-def data_checksum(path: str | Path) -> str:
-    """sha256 over a data file, or over every data file of a directory (relative names + bytes).
+def _is_data(path: Path) -> bool:
+    """Whether a file inside a data directory is data (not a card, cache or provenance file)."""
+    return path.name not in _NOT_DATA and path.suffix != ".yaml" and not path.name.endswith(f".{STATS_FILE}")
 
-    ``stats.json``, ``*.yaml`` cards, ``PROVENANCE.md`` and the ``datasets`` ``state.json`` (whose
+
+def data_checksum(path: str | Path) -> str:
+    """sha256 of a data file (as in registry cards), or of all data files of a directory.
+
+    A directory's digest runs over each data file's relative name and sha256, in sorted order.
+    ``stats.json`` caches, ``*.yaml`` cards, ``PROVENANCE.md`` and the ``datasets`` ``state.json`` (whose
     fingerprint changes between identical saves) are not data and are skipped.
     """
     path = Path(path)
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and p.name not in _NOT_DATA and p.suffix != ".yaml")
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
-        with open(file, "rb") as handle:
+    if path.is_file():
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
+        return digest.hexdigest()
+    files = sorted(
+        p for p in path.rglob("*") if p.is_file() and _is_data(p))
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode())
+        digest.update(bytes.fromhex(data_checksum(file)))
     return digest.hexdigest()
 
 
@@ -226,14 +257,15 @@ def stats_path(path: str | Path) -> Path:
 
 
 def cached_statistics(
-    path: str | Path, frames: Iterable[ase.Atoms] | None = None, cutoff: float = 6.0,
+    path: str | Path, frames: Iterable[ase.Atoms] | datasets.Dataset | None = None, cutoff: float = 6.0,
     ridge: float = 0.0, default_head: str = "default",
 ) -> dict:
     """Statistics of the data at ``path``, read from its cache when the data checksum still matches.
 
     Args:
         path: data file or directory; the cache is :func:`stats_path` of it.
-        frames: the frames of ``path``; read with ``lam.data.readers.read_frames`` when None.
+        frames: the frames (or training-format dataset) of ``path``; read with
+            ``lam.data.readers.read_frames`` when None.
         cutoff: neighbour-count cutoff, Å; a cache made with another cutoff is recomputed.
         ridge: ridge strength of the reference fit; a cache made with another one is recomputed.
         default_head: head of frames without ``info["head"]``.

@@ -56,7 +56,10 @@ def _cell_string(value: object) -> str:
 
 def _extxyz_frame(atoms: ase.Atoms) -> str:
     """One frame as extended XYZ text with labels (energy, stress [3, 3], per-atom forces)."""
-    columns: dict[str, np.ndarray] = {"species": np.array(atoms.get_chemical_symbols()), "pos": atoms.positions}
+    columns: dict[str, np.ndarray] = {
+        "species": np.array(atoms.get_chemical_symbols()),
+        "pos": atoms.positions,
+    }
     forces = get_label(atoms, "forces")
     if forces is not None:
         columns["forces"] = np.asarray(forces, dtype=np.float64)
@@ -64,7 +67,8 @@ def _extxyz_frame(atoms: ase.Atoms) -> str:
         if name not in ("numbers", "positions", "forces") and values.dtype.kind in _PROPERTY_TYPES:
             columns[name] = values
     properties = ":".join(
-        f"{name}:{_PROPERTY_TYPES[v.dtype.kind]}:{1 if v.ndim == 1 else v.shape[1]}" for name, v in columns.items()
+        f"{name}:{_PROPERTY_TYPES[v.dtype.kind]}:{1 if v.ndim == 1 else v.shape[1]}"
+        for name, v in columns.items()
     )
     header: dict[str, object] = {}
     if atoms.cell.any():
@@ -135,7 +139,7 @@ def write_frames(
         write_training_dataset(_counted(frames, counter), path, head=head, overwrite=overwrite)
         return counter[0]
     if format == "deepmd":
-        prepare_output_dir(path, overwrite, is_ours=bool(path.is_dir() and deepmd_npy.find_systems(path)))
+        prepare_output_dir(path, overwrite, is_ours=deepmd_npy.is_written_output(path))
         return deepmd_npy.write_systems(frames, path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")

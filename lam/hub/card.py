@@ -43,14 +43,24 @@ class Lineage:
     def to_dict(self) -> dict[str, str | None]:
         """JSON/YAML-ready lineage record."""
         record = {k: v for k, v in asdict(self).items() if k != "parent"}
-        return {"parent": self.parent_name, "parent_kind": self.parent.kind,
-                "parent_revision": self.parent.revision, **record}  # fmt: skip
+        return {
+            "parent": self.parent_name,
+            "parent_kind": self.parent.kind,
+            "parent_revision": self.parent.revision,
+            **record,
+        }
 
 
 def _eval_results(metrics: dict[str, dict[str, float | int | None]], dataset: str) -> list[EvalResult]:
     return [
-        EvalResult(task_type=TASK, dataset_type=dataset, dataset_name=dataset, dataset_split="test",
-                   metric_type=f"{head}/{name}", metric_value=value)  # fmt: skip
+        EvalResult(
+            task_type=TASK,
+            dataset_type=dataset,
+            dataset_name=dataset,
+            dataset_split="test",
+            metric_type=f"{head}/{name}",
+            metric_value=value,
+        )
         for head, values in metrics.items()
         for name in ("energy_mae_per_atom", "force_rmse", "stress_rmse")
         if (value := values.get(name)) is not None
@@ -90,22 +100,40 @@ def finetuned_card(
     """
     card_data = _card_data(lineage, data, metrics)
     return ModelCard.from_template(
-        card_data, template_path=str(TEMPLATE_DIR / "finetuned.md"), model_name=card_data.model_name,
-        parent=lineage.parent_name, parent_kind=lineage.parent.kind, parent_revision=lineage.parent.revision,
-        parent_head=lineage.parent_head, head=lineage.head, mode=lineage.mode, data=data,
-        n_train=split_sizes[0], n_val=split_sizes[1], n_test=split_sizes[2], steps=steps,
-        metrics_table=f"```\n{metrics_table}\n```", refit_note=refit_note,
-    )  # fmt: skip
+        card_data,
+        template_path=str(TEMPLATE_DIR / "finetuned.md"),
+        model_name=card_data.model_name,
+        parent=lineage.parent_name,
+        parent_kind=lineage.parent.kind,
+        parent_revision=lineage.parent.revision,
+        parent_head=lineage.parent_head,
+        head=lineage.head,
+        mode=lineage.mode,
+        data=data,
+        n_train=split_sizes[0],
+        n_val=split_sizes[1],
+        n_test=split_sizes[2],
+        steps=steps,
+        metrics_table=f"```\n{metrics_table}\n```",
+        refit_note=refit_note,
+    )
 
 
 def change_bias_card(lineage: Lineage, data: str, n_frames: int, refit_note: str) -> ModelCard:
     """Card of a model whose only change is a refit of one head's energy references."""
     card_data = _card_data(lineage, data, None)
     return ModelCard.from_template(
-        card_data, template_path=str(TEMPLATE_DIR / "change_bias.md"), model_name=card_data.model_name,
-        parent=lineage.parent_name, parent_kind=lineage.parent.kind, parent_revision=lineage.parent.revision,
-        head=lineage.head, data=data, n_frames=n_frames, refit_note=refit_note,
-    )  # fmt: skip
+        card_data,
+        template_path=str(TEMPLATE_DIR / "change_bias.md"),
+        model_name=card_data.model_name,
+        parent=lineage.parent_name,
+        parent_kind=lineage.parent.kind,
+        parent_revision=lineage.parent.revision,
+        head=lineage.head,
+        data=data,
+        n_frames=n_frames,
+        refit_note=refit_note,
+    )
 
 
 def read_lineage(folder: str | Path) -> dict | None:

@@ -64,12 +64,13 @@ class DPA2Descriptor(nn.Module):
                 c.activation,
             )
             repinit_dim += self.three_body.out_dim
-        self.atom_init = nn.Linear(repinit_dim, c.atom_dim)  # DeePMD g1_shape_tranform
+        self.atom_init = nn.Linear(repinit_dim, c.atom_dim, bias=False)  # DeePMD g1_shape_tranform
         self.pair_init = nn.Linear(1, c.pair_dim)  # DeePMD g2_embd, on s(r)
         init_linear(self.atom_init)
         init_linear(self.pair_init)
         self.repformer_env = EnvironmentMatrix(c.repformer_cutoff, c.repformer_smooth_start)
-        self.layers = nn.ModuleList(RepformerLayer(c) for _ in range(c.n_repformer_layers))
+        n_layers = c.n_repformer_layers
+        self.layers = nn.ModuleList(RepformerLayer(c, update_pairs=i < n_layers - 1) for i in range(n_layers))
         self.output_dim = c.atom_dim + c.type_embedding_dim
 
     @torch.no_grad()
@@ -119,6 +120,6 @@ class DPA2Descriptor(nn.Module):
         env, switch = self.repformer_env(near.vectors, near.mask, atomic_numbers)  # [N, n, 4], [N, n]
         pair_feats = self.activation(self.pair_init(env[..., :1]))  # g_ij [N, n, P]
         neighbor_dirs = env[..., 1:]  # h_ij [N, n, 3]
-        for layer in self.layers:
+        for layer in self.layers:  # the last layer leaves pair_feats as they are
             atom_feats, pair_feats = layer(atom_feats, pair_feats, neighbor_dirs, near.index, switch)
         return torch.cat([atom_feats, type_feats], dim=-1)

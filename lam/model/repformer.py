@@ -145,14 +145,59 @@ def _residual_scales(names: list[str], dim: int, std: float) -> nn.ParameterDict
     return nn.ParameterDict({name: nn.Parameter(torch.randn(dim) * std) for name in names})
 
 
+class PairUpdate(nn.Module):
+    """The pair-feature half of a repformer layer: self MLP, optional ``f_i * f_j``, gated attention.
+
+    Args:
+        config: descriptor configuration.
+    """
+
+    def __init__(self, config: DPA2Config) -> None:
+        super().__init__()
+        atom_dim, pair_dim = config.atom_dim, config.pair_dim
+        self.activation = activation_module(config.activation)
+        self.pair_self = _linear(pair_dim, pair_dim)
+        self.pair_product = _linear(atom_dim, pair_dim, bias=False) if config.pair_self_product else None
+        self.pair_attention: PairAttention | None = None
+        if config.pair_attention:
+            self.pair_attention = PairAttention(
+                pair_dim,
+                config.pair_attention_hidden,
+                config.pair_attention_heads,
+                config.pair_attention_gate,
+            )
+        terms = ["self"] + (["product"] if self.pair_product is not None else [])
+        terms += ["attention"] if self.pair_attention is not None else []
+        self.scales = _residual_scales(terms, pair_dim, config.residual_init_scale)
+
+    def forward(
+        self,
+        atom_feats: Tensor,
+        weighted_nbr: Tensor,
+        pair_feats: Tensor,
+        neighbor_dirs: Tensor,
+        switch: Tensor,
+        max_neighbors: int,
+    ) -> Tensor:
+        """Updated pair features [N, n, P] from f_i [N, A], sw f_j [N, n, A], g_ij, h_ij, sw."""
+        updates = {"self": self.activation(self.pair_self(pair_feats))}
+        if self.pair_product is not None:
+            updates["product"] = self.pair_product(atom_feats.unsqueeze(1) * weighted_nbr)
+        if self.pair_attention is not None:
+            updates["attention"] = self.pair_attention(pair_feats, neighbor_dirs, switch, max_neighbors)
+        return _add_residuals(pair_feats, updates, self.scales)
+
+
 class RepformerLayer(nn.Module):
     """One repformer layer: updates atom and pair features (see module docstring).
 
     Args:
         config: descriptor configuration (atom/pair widths, axis, attention switches, residual scale).
+        update_pairs: whether this layer updates the pair features. The last layer does not (as in
+            DeePMD): its pair features would never be read, and unused parameters upset DDP.
     """
 
-    def __init__(self, config: DPA2Config) -> None:
+    def __init__(self, config: DPA2Config, update_pairs: bool = True) -> None:
         super().__init__()
         atom_dim, pair_dim, axis = config.atom_dim, config.pair_dim, config.repformer_axis_dim
         if axis > min(atom_dim, pair_dim):
@@ -167,24 +212,9 @@ class RepformerLayer(nn.Module):
             self.atom_attention = AtomAttention(
                 atom_dim, config.atom_attention_hidden, config.atom_attention_heads
             )
-        self.pair_self = _linear(pair_dim, pair_dim)
-        self.pair_product = _linear(atom_dim, pair_dim, bias=False) if config.pair_self_product else None
-        self.pair_attention: PairAttention | None = None
-        if config.pair_attention:
-            self.pair_attention = PairAttention(
-                pair_dim,
-                config.pair_attention_hidden,
-                config.pair_attention_heads,
-                config.pair_attention_gate,
-            )
         atom_terms = ["self", "conv", "symmetric"] + (["attention"] if config.atom_attention else [])
-        pair_terms = (
-            ["self"]
-            + (["product"] if config.pair_self_product else [])
-            + (["attention"] if config.pair_attention else [])
-        )
         self.atom_scales = _residual_scales(atom_terms, atom_dim, config.residual_init_scale)
-        self.pair_scales = _residual_scales(pair_terms, pair_dim, config.residual_init_scale)
+        self.pair_update = PairUpdate(config) if update_pairs else None
 
     def forward(
         self,
@@ -204,7 +234,8 @@ class RepformerLayer(nn.Module):
             switch: [N, n] sw(r_ij), zero on empty slots.
 
         Returns:
-            The updated ``(atom_feats, pair_feats)``, same shapes.
+            The updated ``(atom_feats, pair_feats)``, same shapes (pair features unchanged when the
+            layer does not update them).
         """
         nsel, act = self.max_neighbors, self.activation
         nbr_atom_feats = atom_feats[neighbor_index]  # f_j [N, n, A]
@@ -223,14 +254,9 @@ class RepformerLayer(nn.Module):
         }
         if self.atom_attention is not None:
             atom_updates["attention"] = self.atom_attention(atom_feats, nbr_atom_feats, switch, nsel)
-        pair_updates = {"self": act(self.pair_self(pair_feats))}
-        if self.pair_product is not None:
-            pair_updates["product"] = self.pair_product(atom_feats.unsqueeze(1) * weighted_nbr)
-        if self.pair_attention is not None:
-            pair_updates["attention"] = self.pair_attention(pair_feats, neighbor_dirs, switch, nsel)
-        return _add_residuals(atom_feats, atom_updates, self.atom_scales), _add_residuals(
-            pair_feats, pair_updates, self.pair_scales
-        )
+        if self.pair_update is not None:
+            pair_feats = self.pair_update(atom_feats, weighted_nbr, pair_feats, neighbor_dirs, switch, nsel)
+        return _add_residuals(atom_feats, atom_updates, self.atom_scales), pair_feats
 
 
 def _add_residuals(feats: Tensor, updates: dict[str, Tensor], scales: nn.ParameterDict) -> Tensor:

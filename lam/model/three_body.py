@@ -59,14 +59,18 @@ class ThreeBodyEmbedding(nn.Module):
         env, _ = self.env(slots.vectors, slots.mask, atomic_numbers)  # [N, n, 4]
         directions = env[..., 1:]  # [N, n, 3]
         angular = directions @ directions.transpose(-1, -2)  # a_jk [N, n, n]
-        type_j = self.first_layer.project(1, type_feats)[slots.index]  # W_j t_j [N, n, w0]
-        type_k = self.first_layer.project(2, type_feats)[slots.index]  # W_k t_k [N, n, w0]
+        # Only pairs of real neighbours are embedded (about half of the padded n x n square in
+        # liquids); the others have a_jk = 0 and would add nothing to the sum.
+        pairs = slots.mask.unsqueeze(2) & slots.mask.unsqueeze(1)  # [N, n, n]
+        centre, slot_j, slot_k = pairs.nonzero(as_tuple=True)  # [P] each
+        pair_angular = angular[centre, slot_j, slot_k].unsqueeze(-1)  # [P, 1]
         hidden = (
-            self.first_layer.project(0, angular.unsqueeze(-1))  # [N, n, n, w0]
-            + type_j.unsqueeze(2)
-            + type_k.unsqueeze(1)
+            self.first_layer.project(0, pair_angular)  # [P, w0]
+            + self.first_layer.project(1, type_feats)[slots.index[centre, slot_j]]  # type of j
+            + self.first_layer.project(2, type_feats)[slots.index[centre, slot_k]]  # type of k
             + self.first_layer.bias
         )
-        pair_embedding = self.rest(self.activation(hidden))  # G_jk [N, n, n, out_dim]
-        summed = (angular.unsqueeze(-1) * pair_embedding).sum(dim=(1, 2))  # [N, out_dim]
+        pair_embedding = self.rest(self.activation(hidden))  # G_jk [P, out_dim]
+        summed = type_feats.new_zeros(type_feats.shape[0], self.out_dim)
+        summed = summed.index_add(0, centre, pair_angular * pair_embedding)  # [N, out_dim]
         return summed / float(self.max_neighbors) ** 2

@@ -105,14 +105,17 @@ def parity_plot(parity: Parity, path: str | Path, title: str = "") -> Path:
     import matplotlib.pyplot as plt
 
     panels = [
-        ("energy / atom (eV)", parity.energy_true / np.maximum(parity.n_atoms, 1),
-         parity.energy_pred / np.maximum(parity.n_atoms, 1)),
+        (
+            "energy / atom (eV)",
+            parity.energy_true / np.maximum(parity.n_atoms, 1),
+            parity.energy_pred / np.maximum(parity.n_atoms, 1),
+        ),
         ("force component (eV/Å)", parity.forces_true.ravel(), parity.forces_pred.ravel()),
-    ]  # fmt: skip
+    ]
     if parity.stress_true.size:
         panels.append(("stress component (eV/Å³)", parity.stress_true.ravel(), parity.stress_pred.ravel()))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4))
-    for ax, (label, true, pred) in zip(np.atleast_1d(axes), panels):
+    for ax, (label, true, pred) in zip(np.atleast_1d(axes), panels, strict=True):
         ax.scatter(true, pred, s=4, alpha=0.6)
         if true.size:
             low, high = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
@@ -165,5 +168,7 @@ def load_frames(source: str | Path) -> list[ase.Atoms]:
     try:
         dataset = load_registered(str(source))
     except UnknownDatasetError as error:
-        raise FileNotFoundError(f"{source}: no such file or directory, and not a registered dataset ({error})") from None
+        raise FileNotFoundError(
+            f"{source}: no such file or directory, and not a registered dataset ({error})"
+        ) from None
     return [row_to_atoms(row) for row in dataset]

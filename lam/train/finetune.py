@@ -22,7 +22,7 @@ from ase.data import chemical_symbols
 
 from lam.hub.card import Lineage
 from lam.model.config import HeadSpec
-from lam.model.lam import CONFIG_FILE, WEIGHTS_FILE, LAM
+from lam.model.lam import CONFIG_FILE, LAM, WEIGHTS_FILE
 from lam.train.refit import add_head_from_statistics, pretrained_elements, rank_heads, refit_energy_references
 
 Mode = Literal["full", "frozen", "replay"]
@@ -99,24 +99,27 @@ class Prepared:
     shifts: dict[int, float] = field(default_factory=dict)
 
 
-def split_frames(
-    frames: Sequence[ase.Atoms], val_fraction: float, test_fraction: float, seed: int
-) -> Split:
+def split_frames(frames: Sequence[ase.Atoms], val_fraction: float, test_fraction: float, seed: int) -> Split:
     """Seeded random split; validation and test get at least one frame when their fraction is > 0."""
     n = len(frames)
     n_val = max(1, round(val_fraction * n)) if val_fraction > 0 else 0
     n_test = max(1, round(test_fraction * n)) if test_fraction > 0 else 0
     if n - n_val - n_test < 1:
-        raise ValueError(f"{n} frames cannot be split into train/val/test ({val_fraction=}, {test_fraction=}); "
-                         "give more frames or smaller fractions")  # fmt: skip
+        raise ValueError(
+            f"{n} frames cannot be split into train/val/test ({val_fraction=}, {test_fraction=}); "
+            "give more frames or smaller fractions"
+        )
     order = np.random.default_rng(seed).permutation(n)
     pick = lambda idx: [frames[i] for i in idx]  # noqa: E731
-    return Split(pick(order[n_val + n_test:]), pick(order[:n_val]), pick(order[n_val:n_val + n_test]))
+    return Split(pick(order[n_val + n_test :]), pick(order[:n_val]), pick(order[n_val : n_val + n_test]))
 
 
 def head_name_for(data: str, existing: Sequence[str]) -> str:
     """A head name from the data source (``water.extxyz`` -> ``water``), distinct from ``existing``."""
-    stem = re.sub(r"[^A-Za-z0-9_]+", "_", Path(str(data).rstrip("/")).name.split(".")[0]).strip("_") or "finetuned"
+    stem = (
+        re.sub(r"[^A-Za-z0-9_]+", "_", Path(str(data).rstrip("/")).name.split(".")[0]).strip("_")
+        or "finetuned"
+    )
     return stem if stem not in existing else f"{stem}_finetuned"
 
 
@@ -131,8 +134,8 @@ def element_report(model: LAM, frames: Sequence[ase.Atoms], mode: Mode) -> list[
     if new and mode == "frozen":
         raise ValueError(
             f"--mode frozen cannot represent elements never seen in pretraining: "
-            f"{[chemical_symbols[z] for z in new]} (the frozen descriptor has untrained embeddings for them); "
-            "use --mode full or replay"
+            f"{[chemical_symbols[z] for z in new]} (the frozen descriptor has untrained embeddings "
+            "for them); use --mode full or replay"
         )
     return new
 
@@ -142,7 +145,9 @@ def prepare(model: LAM, train: Sequence[ase.Atoms], options: FinetuneOptions, da
     new_elements = element_report(model, train, options.mode)
     name = options.name or head_name_for(data, list(model.heads))
     if name in model.heads:
-        raise ValueError(f"fine-tuned head name {name!r} already exists in the model; heads: {list(model.heads)}")
+        raise ValueError(
+            f"fine-tuned head name {name!r} already exists in the model; heads: {list(model.heads)}"
+        )
     spec = HeadSpec(name, datasets=(str(data),))
     if options.head == "new":
         shifts = add_head_from_statistics(model, spec, train)
@@ -163,7 +168,9 @@ def refuse_existing_model(out: Path, overwrite: bool) -> None:
     """Raise unless ``out`` holds no model or ``overwrite`` is set."""
     held = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if (out / f).exists()]
     if held and not overwrite:
-        raise FileExistsError(f"{out} already holds a model ({', '.join(held)}); pass --overwrite true to replace it")
+        raise FileExistsError(
+            f"{out} already holds a model ({', '.join(held)}); pass --overwrite true to replace it"
+        )
 
 
 def format_ranking(ranking: list[tuple[str, dict]]) -> str:
@@ -196,8 +203,9 @@ def replay_sources(model: LAM, n_frames: int, seed: int) -> dict[str, list[ase.A
             try:
                 dataset = load_registered(name)
             except (LookupError, FileNotFoundError) as error:
-                raise ValueError(f"replay: head {spec.name!r} names dataset {name!r}, which cannot be loaded: "
-                                 f"{error}") from error  # fmt: skip
+                raise ValueError(
+                    f"replay: head {spec.name!r} names dataset {name!r}, which cannot be loaded: {error}"
+                ) from error
             rows = np.random.default_rng(seed).permutation(len(dataset))[:n_frames]
             frames += [row_to_atoms(dataset[int(i)]) for i in rows]
         sources[spec.name] = frames
@@ -237,27 +245,48 @@ def train(
     pl.seed_everything(options.seed, verbose=False)
     dtype = "float64" if next(model.parameters()).dtype == torch.float64 else "float32"
     task = LAMTask(
-        model, lr=options.lr, lr_schedule=LRSchedule("exp", decay_steps=options.max_steps, final_ratio=0.05),
-        ema_decay=None, trainable="heads" if options.mode == "frozen" else "all", dtype=dtype,
+        model,
+        lr=options.lr,
+        lr_schedule=LRSchedule("exp", decay_steps=options.max_steps, final_ratio=0.05),
+        ema_decay=None,
+        trainable="heads" if options.mode == "frozen" else "all",
+        dtype=dtype,
         fit_energy_references=False,  # the refit above already set them from the parent + data
-    )  # fmt: skip
+    )
     sources = {head: split.train, **(replay or {})}
     # the user's head gets half the steps however large the replay sample is
     weights = {h: 0.5 if h == head else 0.5 / max(len(sources) - 1, 1) for h in sources}
-    data = MultiTaskDataModule(sources, batch_size=options.batch_size, weights=weights, val_fraction=0.0,
-                               seed=options.seed, cutoff=model.cutoff,
-                               steps_per_epoch=min(options.val_every, options.max_steps))  # fmt: skip
+    data = MultiTaskDataModule(
+        sources,
+        batch_size=options.batch_size,
+        weights=weights,
+        val_fraction=0.0,
+        seed=options.seed,
+        cutoff=model.cutoff,
+        steps_per_epoch=min(options.val_every, options.max_steps),
+    )
     callbacks, val_loader = [], None
     if split.val:
         monitor = _monitor(head, split.val)
-        checkpoint = ModelCheckpoint(dirpath=log_dir / "checkpoints", monitor=monitor, mode="min", save_top_k=1)
+        checkpoint = ModelCheckpoint(
+            dirpath=log_dir / "checkpoints", monitor=monitor, mode="min", save_top_k=1
+        )
         callbacks = [EarlyStopping(monitor=monitor, patience=options.patience, mode="min"), checkpoint]
-        val_loader = DataLoader(GraphDataset(split.val, model.cutoff, head=head), batch_size=options.batch_size)
+        val_loader = DataLoader(
+            GraphDataset(split.val, model.cutoff, head=head), batch_size=options.batch_size
+        )
     trainer = pl.Trainer(
-        max_steps=options.max_steps, max_epochs=-1, inference_mode=False, logger=CSVLogger(log_dir, name=""),
-        callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-        accelerator="cpu" if not torch.cuda.is_available() else "auto", devices=1,
-    )  # fmt: skip
+        max_steps=options.max_steps,
+        max_epochs=-1,
+        inference_mode=False,
+        logger=CSVLogger(log_dir, name=""),
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        accelerator="cpu" if not torch.cuda.is_available() else "auto",
+        devices=1,
+    )
     trainer.fit(task, train_dataloaders=data.train_dataloader(), val_dataloaders=val_loader)
     if callbacks and checkpoint.best_model_path:
         # our own checkpoint, written moments ago (its hyperparameters need the full unpickler)
@@ -305,7 +334,9 @@ def finetune(
     out = Path(out)
     refuse_existing_model(out, overwrite)
     parent, model = parse_model_ref(model_ref), load_model(model_ref)
-    split = split_frames(frames, options.val_fraction, 0.0 if test_frames else options.test_fraction, options.seed)
+    split = split_frames(
+        frames, options.val_fraction, 0.0 if test_frames else options.test_fraction, options.seed
+    )
     if test_frames:
         split.test = list(test_frames)
     replay = replay_sources(model, options.replay_frames, options.seed) if options.mode == "replay" else None
@@ -316,7 +347,9 @@ def finetune(
     model.keep_heads([prepared.head, *(replay or {})])
     test = evaluate(model, split.test, [prepared.head], plot_dir=out) if split.test else {}
     result = FinetuneResult(out, prepared, split.sizes, steps, step0, test)
-    save_finetuned(model, result, Lineage(parent, prepared.parent_head, prepared.head, options.mode), data_name)
+    save_finetuned(
+        model, result, Lineage(parent, prepared.parent_head, prepared.head, options.mode), data_name
+    )
     return result
 
 
@@ -338,11 +371,19 @@ def save_finetuned(model: LAM, result: FinetuneResult, lineage: Lineage, data_na
 
     model.save_pretrained(result.out)
     table = format_table(result.test) if result.test else "(no test frames)"
-    card = finetuned_card(lineage, data_name, result.split_sizes, result.steps, result.test, table,
-                          refit_note(result.prepared))  # fmt: skip
+    card = finetuned_card(
+        lineage, data_name, result.split_sizes, result.steps, result.test, table, refit_note(result.prepared)
+    )
     card.save(result.out / CARD_FILE)
-    save_lineage_json(result.out, lineage, {
-        "split_sizes": result.split_sizes, "steps": result.steps, "step0_val": result.step0,
-        "test": result.test, "new_elements": [chemical_symbols[z] for z in result.prepared.new_elements],
-        "auto_ranking": [[h, m] for h, m in result.prepared.ranking],
-    })  # fmt: skip
+    save_lineage_json(
+        result.out,
+        lineage,
+        {
+            "split_sizes": result.split_sizes,
+            "steps": result.steps,
+            "step0_val": result.step0,
+            "test": result.test,
+            "new_elements": [chemical_symbols[z] for z in result.prepared.new_elements],
+            "auto_ranking": [[h, m] for h, m in result.prepared.ranking],
+        },
+    )

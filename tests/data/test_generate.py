@@ -15,7 +15,6 @@ from jsonargparse import auto_cli
 from lam.commands import generate as commands
 from lam.data.generate import RECIPES, get_recipe
 from lam.data.generate.emt_slabs import adsorbate_slab
-from lam.data.generate.publish import sha256
 from lam.data.statistics import data_checksum
 
 SMALL = {
@@ -113,7 +112,7 @@ def test_generate_extxyz_layout_is_a_valid_registry_card(tmp_path):
     card = get_card("emt_adsorbates_slabs", directory=out)
     verify_checksums(card)
     data = card.local_files["train"]
-    assert card.checksums[data.name] == sha256(data) and card.periodic == "slab"
+    assert card.checksums[data.name] == data_checksum(data) and card.periodic == "slab"
     frames = ase.io.read(data, index=":")
     assert len(frames) == 3 and frames[0].pbc.tolist() == [True, True, False]
     assert (out / "PROVENANCE.md").read_text().count("emt-slabs") >= 1
@@ -137,7 +136,7 @@ def test_label_command_relabels_file(tmp_path):
         commands.label(source, calculator="emt", out=out)
 
 
-COMMITTED = ("emt_bulk_alloys", "emt_adsorbates_slabs", "xtb_organics_gfn2")
+COMMITTED = ("emt_bulk_alloys", "emt_adsorbates_slabs", "xtb_organics_gfn2", "pyscf_small_wb97x_631gs")
 
 
 @pytest.mark.parametrize("name", COMMITTED)
@@ -156,3 +155,19 @@ def test_committed_generated_sets_match_their_cards(name):
     stats = json.loads((card.directory / f"{name}.extxyz.xz.stats.json").read_text())
     assert stats["checksum"] == card.checksums[card.files["train"]]
     assert stats["heads"][name]["frames"] == card.frame_count
+
+
+def test_stats_of_registered_name_cached_next_to_converted_copy(tmp_path, monkeypatch, capsys):
+    from lam.data.registry import registry_dir
+
+    name = "xtb_organics_gfn2"
+    monkeypatch.setenv("LAM_REGISTRY", str(registry_dir() / "generated" / name))
+    monkeypatch.setenv("LAM_CACHE", str(tmp_path))
+    result = commands.stats(name)
+    head = result["heads"][name]
+    assert head["frames"] == 200 and head["elements"] == ["H", "C", "N", "O"]
+    assert set(head["energy_references_eV"]) == {"H", "C", "N", "O"}
+    assert not head["reference_fit"]["rank_deficient"]
+    (cache,) = tmp_path.glob(f"datasets/{name}-*/stats.json")
+    assert json.loads(cache.read_text()) == result
+    assert json.loads(capsys.readouterr().out) == result

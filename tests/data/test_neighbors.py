@@ -31,7 +31,9 @@ def brute_force(
         filled = _filled_cell(cell, pbc)
         volume = abs(np.linalg.det(filled))
         fractional = positions @ np.linalg.inv(filled)
-        spread = np.ceil(fractional.max(axis=0) - fractional.min(axis=0))  # unwrapped positions need more images
+        spread = np.ceil(
+            fractional.max(axis=0) - fractional.min(axis=0)
+        )  # unwrapped positions need more images
         for axis in np.flatnonzero(pbc):
             spacing = volume / np.linalg.norm(np.cross(filled[(axis + 1) % 3], filled[(axis + 2) % 3]))
             n = int(np.ceil(cutoff / spacing) + spread[axis])
@@ -66,7 +68,12 @@ def _random_positions(cell: np.ndarray, n: int, seed: int) -> np.ndarray:
 CASES = {
     "cubic": (np.eye(3) * 6.0, [True, True, True], 3.5, 20),
     "triclinic": (np.array([[5.0, 0.0, 0.0], [1.7, 4.6, 0.0], [-1.2, 0.9, 5.3]]), [True] * 3, 4.0, 16),
-    "slab_mixed_pbc": (np.array([[5.0, 0.0, 0.0], [2.5, 4.3, 0.0], [0.0, 0.0, 12.0]]), [True, True, False], 3.0, 14),
+    "slab_mixed_pbc": (
+        np.array([[5.0, 0.0, 0.0], [2.5, 4.3, 0.0], [0.0, 0.0, 12.0]]),
+        [True, True, False],
+        3.0,
+        14,
+    ),
     "own_images": (np.array([[2.0, 0.0, 0.0], [0.3, 2.2, 0.0], [0.2, 0.4, 1.9]]), [True] * 3, 5.0, 2),
     "wire": (np.diag([2.5, 9.0, 9.0]), [True, False, False], 4.0, 5),
 }

@@ -144,7 +144,11 @@ def test_deepmd_missing_energy_rows(tmp_path: Path) -> None:
     report: list[dict] = []
     assert len(list(read_frames(tmp_path / "sys", skip_invalid=True, report=report))) == 2
     assert report == [
-        {"frame_id": f"{tmp_path / 'sys'}#2", "field": "energy", "reason": "missing: energy.npy has only 2 rows"}
+        {
+            "frame_id": f"{tmp_path / 'sys'}#2",
+            "field": "energy",
+            "reason": "missing: energy.npy has only 2 rows",
+        }
     ]
 
 
@@ -164,7 +168,7 @@ def test_training_format_dir(frames: list[ase.Atoms], tmp_path: Path) -> None:
     assert got[1].info["frame_id"] == f"{tmp_path / 'ds'}#1"
 
 
-def test_parquet_file_dir_and_hf_disk(frames: list[ase.Atoms], tmp_path: Path) -> None:
+def test_parquet_arrow_and_hf_disk(frames: list[ase.Atoms], tmp_path: Path) -> None:
     from lam.data.training_format import load_training_dataset
 
     dataset = load_training_dataset(write_training_dataset(frames, tmp_path / "ds", head="h"))
@@ -174,11 +178,28 @@ def test_parquet_file_dir_and_hf_disk(frames: list[ase.Atoms], tmp_path: Path) -
     assert_same_frames(frames[:2], list(read_frames(tmp_path / "pq" / "part-0.parquet")))
     assert detect_format(tmp_path / "pq") == "parquet"
     assert_same_frames(frames, list(read_frames(tmp_path / "pq")))
+    (tmp_path / "arrow").mkdir()
+    for shard in (tmp_path / "ds").glob("*.arrow"):
+        shutil.copy(shard, tmp_path / "arrow" / shard.name)
+    assert detect_format(tmp_path / "arrow") == "arrow"
+    assert_same_frames(frames, list(read_frames(tmp_path / "arrow")))
     dataset.remove_columns(["head", "frame_id"]).save_to_disk(tmp_path / "plain")
     assert detect_format(tmp_path / "plain") == "hf-disk"
     got = list(read_frames(tmp_path / "plain"))
     assert_same_frames(frames, got)
     assert {a.info["head"] for a in got} == {"default"}
+
+
+def test_hub_reader_through_load_dataset(frames: list[ase.Atoms], tmp_path: Path) -> None:
+    """The hf-hub path goes through ``datasets.load_dataset``, which also opens a local repo layout."""
+    from lam.data.training_format import load_training_dataset
+
+    dataset = load_training_dataset(write_training_dataset(frames, tmp_path / "ds", head="h"))
+    (tmp_path / "repo" / "data").mkdir(parents=True)
+    dataset.select(range(3)).to_parquet(tmp_path / "repo" / "data" / "train-00000.parquet")
+    dataset.select(range(3, 5)).to_parquet(tmp_path / "repo" / "data" / "test-00000.parquet")
+    got = list(read_frames(tmp_path / "repo", format="hf-hub"))
+    assert_same_frames(frames[3:] + frames[:3], got)  # splits in sorted order: test, train
 
 
 def test_bad_frames_raise_with_file_index_field() -> None:

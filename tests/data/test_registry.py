@@ -35,7 +35,9 @@ from lam.data.training_format import write_training_dataset
 from lam.data.validate import InvalidFrameError
 
 CARDS = list_cards()
-SHIPPED = [card for card in CARDS if card.shipped]
+# cards of this directory (public and shipped data); generated/ sets are tested with lam.data.generate
+OWN = [card for card in CARDS if card.card_path.parent == registry_dir()]
+SHIPPED = [card for card in OWN if card.shipped]
 PUBLIC_FORMATS = {"mptrj-json", "ani1x-h5", "transition1x-h5", "spice-h5", "oc20-s2ef", "aselmdb"}
 
 
@@ -60,14 +62,13 @@ def scan_extxyz_xz(path: Path) -> tuple[int, set[str], int, set[str]]:
 
 
 def test_registry_has_shipped_and_public_cards() -> None:
-    names = [card.name for card in CARDS]
+    names = [card.name for card in OWN]
     assert len(SHIPPED) == 11
     assert {"mptrj", "ani1x", "oc20_s2ef", "spice_2", "omat24", "transition1x"} <= set(names)
-    assert {card.format for card in CARDS if not card.shipped} == PUBLIC_FORMATS
-    assert len(names) == len(set(names))
+    assert {card.format for card in OWN if not card.shipped} == PUBLIC_FORMATS
 
 
-@pytest.mark.parametrize("card", CARDS, ids=lambda c: c.name)
+@pytest.mark.parametrize("card", OWN, ids=lambda c: c.name)
 def test_card_fields(card: registry.DatasetCard) -> None:
     assert card.units == {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å^3"}
     assert card.default_head == card.name
@@ -171,6 +172,15 @@ def test_unknown_dataset_lists_known_names() -> None:
         get_card("mptrj_full")
     with pytest.raises(SystemExit, match="known datasets"):
         show("mptrj_full")
+
+
+def test_cards_in_subdirectories_are_found_and_names_are_unique(tmp_path: Path) -> None:
+    (tmp_path / "generated" / "ta_snap_pbe").mkdir(parents=True)
+    nested = _write_card(tmp_path / "generated" / "ta_snap_pbe")
+    assert get_card("ta_snap_pbe", tmp_path).card_path == nested
+    _write_card(tmp_path)
+    with pytest.raises(CardError, match="field 'name': 'ta_snap_pbe' is also the name of"):
+        list_cards(tmp_path)
 
 
 def test_registry_dir_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -311,14 +321,16 @@ def test_training_format_card_as_lam_data_generate_writes_it(
     registry_path = tmp_path / "generated"
     write_training_dataset([atoms, atoms.copy()], registry_path, head="cu_gen")
     card = yaml.safe_load((registry_dir() / "ta_snap_pbe.yaml").read_text())
+    checksums = {".": data_checksum(registry_path)}
     card.update(name="cu_gen", elements=["Cu"], frame_count=2, has_stress=False, format="training",
-                files={"train": "."}, checksums={".": data_checksum(registry_path)}, provenance=None)  # fmt: skip
+                files={"train": "."}, checksums=checksums, provenance=None)  # fmt: skip
     card["source"]["url"] = None
     (registry_path / "cu_gen.yaml").write_text(yaml.safe_dump(card, allow_unicode=True, sort_keys=False))
     monkeypatch.setenv("LAM_REGISTRY", str(registry_path))
     monkeypatch.setenv("LAM_CACHE", str(tmp_path / "cache"))
     dataset = load_registered("cu_gen")
-    assert len(dataset) == 2 and dataset[1]["energy"] == pytest.approx(atoms.get_potential_energy())
+    assert len(dataset) == 2 and dataset[0]["energy"] == pytest.approx(atoms.get_potential_energy())
+    assert dataset[1]["energy"] is None  # the unlabelled copy stays unlabelled
 
 
 def test_load_registered_unshipped_dataset_says_where_to_get_it() -> None:

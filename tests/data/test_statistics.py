@@ -120,3 +120,19 @@ def test_statistics_grouped_by_head_and_cached(tmp_path):
     assert cached_statistics(data, frames=frames[:1], cutoff=2.0) == first
     data.write_text("changed data file")
     assert cached_statistics(data, frames=frames[:1], cutoff=2.0)["heads"]["a"]["frames"] == 1
+
+
+def test_references_from_training_dataset_per_head(tmp_path):
+    from lam.data.training_format import load_training_dataset, write_training_dataset
+
+    rng = np.random.default_rng(6)
+    frames = _synthetic(rng, [1, 6, 8], 12)
+    other = {1: 5.0, 6: 6.0, 8: 7.0}  # a second level of theory with other references
+    frames += _synthetic(rng, [1, 6, 8], 12, refs=other)
+    for k, atoms in enumerate(frames):
+        atoms.info["head"] = "first" if k < 12 else "second"
+    dataset = load_training_dataset(write_training_dataset(frames, tmp_path / "ds", head="unused"))
+    assert fit_energy_references(dataset, head="first") == pytest.approx({z: TRUE_REFS[z] for z in other})
+    assert fit_energy_references(dataset, head="second") == pytest.approx(other)
+    stats = compute_statistics(dataset, cutoff=2.0)
+    assert stats["second"]["energy_references_eV"] == pytest.approx({"H": 5.0, "C": 6.0, "O": 7.0})

@@ -18,6 +18,7 @@ from lam.data.graph import AtomicGraph
 from lam.data.training_format import (
     FORMAT_FILE,
     SCHEMA,
+    ArrowRows,
     atoms_to_row,
     load_training_dataset,
     row_to_atoms,
@@ -67,6 +68,38 @@ def test_load_refuses_other_versions(frames: list[ase.Atoms], tmp_path: Path) ->
         load_training_dataset(tmp_path)
 
 
+def _assert_same_row(expected: dict, actual: dict) -> None:
+    assert expected.keys() == actual.keys()
+    for name, value in expected.items():
+        if value is None or isinstance(value, (str, float)):
+            assert actual[name] == value, name
+        else:
+            np.testing.assert_array_equal(
+                np.asarray(value).reshape(np.shape(actual[name])), actual[name], name
+            )
+
+
+def test_arrow_rows_match_python_rows_across_shards_slices_and_nulls(
+    frames: list[ase.Atoms], tmp_path: Path
+) -> None:
+    many = frames * 3  # labels present and null interleaved, over several shards
+    dataset = load_training_dataset(write_training_dataset(many, tmp_path / "ds", head="h", num_shards=3))
+    table = dataset.with_format("arrow")[:]
+    assert table.column("positions").num_chunks == 3
+    for view, rows in (
+        (table, list(dataset)),
+        (table.slice(4, 7), list(dataset.select(range(4, 11)))),
+        (dataset.shuffle(seed=0).with_format("arrow")[:], list(dataset.shuffle(seed=0))),
+    ):
+        fast = ArrowRows(view)
+        assert len(fast) == len(rows)
+        for k, row in enumerate(rows):
+            _assert_same_row(row, fast[k])
+    assert fast[0]["positions"].flags.writeable
+    with pytest.raises(IndexError):
+        fast[len(rows)]
+
+
 def _assert_same_graph(expected: AtomicGraph, actual: AtomicGraph) -> None:
     for key in (keys.ATOMIC_NUMBERS, keys.POSITIONS, keys.CELL, keys.PBC, keys.EDGE_INDEX, keys.CELL_SHIFT):
         assert torch.equal(expected[key], actual[key]), key
@@ -99,3 +132,13 @@ def test_graph_dataset_options_and_selection(frames: list[ase.Atoms], tmp_path: 
     assert graphs[0][keys.HEAD] == "override"
     batch = Batch.from_data_list([graphs[0], graphs[1]])
     assert batch[keys.ENERGY].shape == (2,) and batch[keys.HAS_FORCES].tolist() == [True, True]
+
+
+def test_graph_dataset_pickles_for_dataloader_workers(frames: list[ase.Atoms], tmp_path: Path) -> None:
+    import pickle
+
+    graphs = GraphDataset(write_training_dataset(frames, tmp_path / "ds", head="h"), cutoff=3.0)
+    first = graphs[0]  # builds the row views, which must not be pickled
+    blob = pickle.dumps(graphs)
+    assert len(blob) < 20_000  # the memory-mapped table travels by file, not by value
+    _assert_same_graph(first, pickle.loads(blob)[0])

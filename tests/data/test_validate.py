@@ -92,7 +92,9 @@ def test_own_image_too_close_in_tiny_cell() -> None:
 
 def test_slab_across_non_periodic_axis_is_fine() -> None:
     # z is not periodic: the atoms at z=0.1 and z=4.8 are not neighbours through the cell.
-    atoms = ase.Atoms("H2", positions=[[1, 1, 0.1], [1, 1, 4.8]], cell=np.eye(3) * 5.0, pbc=[True, True, False])
+    atoms = ase.Atoms(
+        "H2", positions=[[1, 1, 0.1], [1, 1, 4.8]], cell=np.eye(3) * 5.0, pbc=[True, True, False]
+    )
     validate_atoms(atoms, "f", 0)
 
 

@@ -19,8 +19,14 @@ from lam.data.writers import output_format, write_frames
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [("ds", "training"), ("out/ds/", "training"), ("a.xyz", "extxyz"), ("a.extxyz.xz", "extxyz"),
-     ("a.db", "db"), ("a.traj", "traj")],
+    [
+        ("ds", "training"),
+        ("out/ds/", "training"),
+        ("a.xyz", "extxyz"),
+        ("a.extxyz.xz", "extxyz"),
+        ("a.db", "db"),
+        ("a.traj", "traj"),
+    ],
 )
 def test_output_format_from_path(path: str, expected: str) -> None:
     assert output_format(path) == expected
@@ -63,8 +69,12 @@ def test_deepmd_refuses_what_it_cannot_hold(frames: list[ase.Atoms], tmp_path: P
         write_frames([frames[0], unlabelled], tmp_path / "partial", format="deepmd")
 
 
-@pytest.mark.parametrize(("name", "format"), [("a.extxyz", None), ("a.db", None), ("ds", None), ("np", "deepmd")])
-def test_existing_output_refused(frames: list[ase.Atoms], tmp_path: Path, name: str, format: str | None) -> None:
+@pytest.mark.parametrize(
+    ("name", "format"), [("a.extxyz", None), ("a.db", None), ("ds", None), ("np", "deepmd")]
+)
+def test_existing_output_refused(
+    frames: list[ase.Atoms], tmp_path: Path, name: str, format: str | None
+) -> None:
     bulk_frames = [frames[0], frames[4]]
     write_frames(bulk_frames, tmp_path / name, format=format)
     before = sorted(p.name for p in tmp_path.rglob("*"))
@@ -73,6 +83,14 @@ def test_existing_output_refused(frames: list[ase.Atoms], tmp_path: Path, name: 
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
     write_frames(bulk_frames[:1], tmp_path / name, format=format, overwrite=True)
     assert len(list(read_frames(tmp_path / name))) == 1
+
+
+def test_overwrite_never_deletes_foreign_directories(frames: list[ase.Atoms], tmp_path: Path) -> None:
+    write_frames([frames[0]], tmp_path / "home" / "project" / "sys", format="deepmd")
+    (tmp_path / "home" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="remove it by hand"):
+        write_frames([frames[0]], tmp_path / "home", format="deepmd", overwrite=True)
+    assert (tmp_path / "home" / "notes.txt").is_file()
 
 
 def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
@@ -95,8 +113,15 @@ def test_convert_skip_invalid_writes_report(tmp_path: Path, capsys: pytest.Captu
     out = tmp_path / "good.db"
     assert convert(str(IO_FIXTURES / "bad_frames.extxyz"), str(out), skip_invalid=True) == 2
     report = json.loads((tmp_path / "good.db.skipped.json").read_text())
-    assert [r["field"] for r in report] == ["energy", "forces", "atomic_numbers", "positions", "positions", "cell",
-                                           "cell"]
+    assert [r["field"] for r in report] == [
+        "energy",
+        "forces",
+        "atomic_numbers",
+        "positions",
+        "positions",
+        "cell",
+        "cell",
+    ]
     assert "converted 2 frames" in capsys.readouterr().out
     with pytest.raises(FileExistsError):
         convert(str(IO_FIXTURES / "bad_frames.extxyz"), str(out), skip_invalid=True)

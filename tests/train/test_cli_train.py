@@ -52,23 +52,51 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_normalize_argv_spells_flags_for_jsonargparse() -> None:
     argv = ["finetune", "--from", "lam-mini", "--data", "x--y.xyz", "--max-steps=20", "--overwrite"]
     assert train.normalize_argv(argv) == [
-        "finetune", "--model", "lam-mini", "--data", "x--y.xyz", "--max_steps=20", "--overwrite", "true"
-    ]  # fmt: skip
+        "finetune",
+        "--model",
+        "lam-mini",
+        "--data",
+        "x--y.xyz",
+        "--max_steps=20",
+        "--overwrite",
+        "true",
+    ]
     assert train.normalize_argv(["eval", "M", "D", "--json", "false"])[-2:] == ["--json", "false"]
 
 
-def test_finetune_then_eval_json(setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_finetune_then_eval_json(
+    setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     parent, data = setup
     out = tmp_path / "ft"
-    run(["finetune", "--from", str(parent), "--data", str(data), "--max-steps", "2", "--out", str(out),
-         "--head", "a", "--val-every", "2", "--batch-size", "2"])  # fmt: skip
+    run(
+        [
+            "finetune",
+            "--from",
+            str(parent),
+            "--data",
+            str(data),
+            "--max-steps",
+            "2",
+            "--out",
+            str(out),
+            "--head",
+            "a",
+            "--val-every",
+            "2",
+            "--batch-size",
+            "2",
+        ]
+    )
     assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in out.iterdir()}
     assert "saved" in capsys.readouterr().out
     run(["eval", str(out), str(data), "--json", "--plots", str(tmp_path / "plots")])
     metrics = json.loads(capsys.readouterr().out)
     assert list(metrics) == ["data"]  # only the fine-tuned head, named after the data file
     assert {"energy_mae_per_atom", "force_rmse", "stress_rmse"} <= set(metrics["data"])
-    assert metrics["data"]["n_frames_energy"] == 8 and metrics["data"]["n_frames_stress"] == 8  # EMT gives stress
+    assert (
+        metrics["data"]["n_frames_energy"] == 8 and metrics["data"]["n_frames_stress"] == 8
+    )  # EMT gives stress
     assert (tmp_path / "plots" / "parity_data.png").is_file()
     with pytest.raises(FileExistsError, match="overwrite"):
         run(["finetune", "--from", str(parent), "--data", str(data), "--max-steps", "0", "--out", str(out)])
@@ -91,8 +119,9 @@ def test_change_bias_only_moves_references(setup: tuple[Path, Path], tmp_path: P
     assert all(torch.equal(v, before.state_dict()[k]) for k, v in weights.items())
     assert read_lineage(tmp_path / "cb")["mode"] == "change-bias"
     frames = ase.io.read(data, ":")
-    errors = [np.mean([(m_energy - a.get_potential_energy()) / len(a) for m_energy, a in zip(energies, frames)])
-              for energies in (energies_of(before, frames), energies_of(after, frames))]  # fmt: skip
+    targets = np.array([a.get_potential_energy() / len(a) for a in frames])
+    n_atoms = np.array([len(a) for a in frames])
+    errors = [np.mean(energies_of(m, frames) / n_atoms - targets) for m in (before, after)]
     assert abs(errors[1]) < 1e-6 < abs(errors[0])  # the refit removes the mean energy error
 
 
@@ -100,3 +129,28 @@ def energies_of(model: LAM, frames: list) -> np.ndarray:
     from lam.train.refit import model_energies
 
     return model_energies(model, frames, "b")
+
+
+@pytest.mark.parametrize("mode", ["full", "frozen"])
+def test_finetune_recipes_are_valid_flag_files(setup: tuple[Path, Path], tmp_path: Path, mode: str) -> None:
+    parent, data = setup
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / f"finetune_{mode}.yaml"
+    run(
+        [
+            "finetune",
+            "--config",
+            str(recipe),
+            "--from",
+            str(parent),
+            "--data",
+            str(data),
+            "--head",
+            "b",
+            "--max-steps",
+            "0",
+            "--out",
+            str(tmp_path / "m"),
+        ]
+    )
+    assert read_lineage(tmp_path / "m")["mode"] == mode
+    assert read_lineage(tmp_path / "m")["parent_head"] == "b"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import ase
 import numpy as np
@@ -11,7 +12,6 @@ import torch
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
-
 from torch_geometric.data import Batch
 
 from lam.data.graph import AtomicGraph
@@ -48,11 +48,15 @@ def alloy_frames(n: int, seed: int = 0) -> list[ase.Atoms]:
 def emt_labelled(frames: list[ase.Atoms]) -> list[ase.Atoms]:
     for atoms in frames:
         atoms.calc = EMT()
-        atoms.calc = SinglePointCalculator(atoms, energy=atoms.get_potential_energy(), forces=atoms.get_forces())
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=atoms.get_potential_energy(), forces=atoms.get_forces()
+        )
     return frames
 
 
-def model_labelled(model: LAM, head: str, frames: list[ase.Atoms], shift: dict[int, float]) -> list[ase.Atoms]:
+def model_labelled(
+    model: LAM, head: str, frames: list[ase.Atoms], shift: dict[int, float]
+) -> list[ase.Atoms]:
     """Frames labelled by the model's own head, energies shifted by ``shift[Z]`` per atom."""
     for atoms in frames:
         graph = Batch.from_data_list([AtomicGraph.from_atoms(atoms, model.cutoff)])
@@ -118,7 +122,7 @@ def expected_mae(frames: list[ase.Atoms]) -> float:
     return float(np.mean([0.1 * np.sum(a.numbers == 29) / len(a) for a in frames]))
 
 
-def test_evaluate_writes_a_parity_plot(tmp_path) -> None:
+def test_evaluate_writes_a_parity_plot(tmp_path: Path) -> None:
     model = tiny_model()
     frames = emt_labelled(alloy_frames(3))
     evaluate(model, frames, ["a", "b"], plot_dir=tmp_path)

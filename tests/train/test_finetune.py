@@ -44,7 +44,9 @@ def emt_frames(n: int, third: str = "Al", seed: int = 0) -> list[ase.Atoms]:
         atoms.symbols[: i % 4] = third
         atoms.rattle(0.05, seed=int(rng.integers(1 << 30)))
         atoms.calc = EMT()
-        atoms.calc = SinglePointCalculator(atoms, energy=atoms.get_potential_energy(), forces=atoms.get_forces())
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=atoms.get_potential_energy(), forces=atoms.get_forces()
+        )
         frames.append(atoms)
     return frames
 
@@ -94,7 +96,9 @@ def test_new_element_is_reported_in_full_mode_and_refused_in_frozen_mode(tmp_pat
     parent = parent_folder(tmp_path)
     frames = emt_frames(8, third="Ni")
     with pytest.raises(ValueError, match=r"frozen.*\['Ni'\]"):
-        finetune(str(parent), frames, tmp_path / "frozen", dataclasses.replace(FAST, mode="frozen"), "cuni.xyz")
+        finetune(
+            str(parent), frames, tmp_path / "frozen", dataclasses.replace(FAST, mode="frozen"), "cuni.xyz"
+        )
     result = finetune(str(parent), frames, tmp_path / "full", FAST, "cuni.xyz")
     assert result.prepared.new_elements == [28]
     assert json.loads((tmp_path / "full" / "finetune.json").read_text())["new_elements"] == ["Ni"]
@@ -109,17 +113,52 @@ def test_frozen_mode_trains_the_head_only_and_saves_lineage(tmp_path: Path) -> N
     assert result.steps == 3
     for key, value in before.descriptor.state_dict().items():
         assert torch.equal(value, after.descriptor.state_dict()[key]), key
-    moved = [k for k, v in before.heads["a"].mlp.state_dict().items()
-             if not torch.equal(v, after.heads["cual"].mlp.state_dict()[k])]  # fmt: skip
+    moved = [
+        k
+        for k, v in before.heads["a"].mlp.state_dict().items()
+        if not torch.equal(v, after.heads["cual"].mlp.state_dict()[k])
+    ]
     assert moved, "the head did not train"
     assert list(after.heads) == ["cual"]  # only the fine-tuned head is kept
     lineage = read_lineage(tmp_path / "out")
-    assert lineage == {"parent": str(parent.resolve()), "parent_kind": "local", "parent_revision": None,
-                       "parent_head": "a", "head": "cual", "mode": "frozen"}  # fmt: skip
+    assert lineage == {
+        "parent": str(parent.resolve()),
+        "parent_kind": "local",
+        "parent_revision": None,
+        "parent_head": "a",
+        "head": "cual",
+        "mode": "frozen",
+    }
     card = (tmp_path / "out" / "README.md").read_text()
     assert f"base_model: {parent.resolve()}" in card
     assert (tmp_path / "out" / "parity_cual.png").stat().st_size > 1000
     with pytest.raises(FileExistsError):
         finetune(str(parent), frames, tmp_path / "out", options, "cual.extxyz")
-    finetune(str(parent), frames, tmp_path / "out", dataclasses.replace(options, max_steps=0), "cual.extxyz",
-             overwrite=True)  # fmt: skip
+    finetune(
+        str(parent),
+        frames,
+        tmp_path / "out",
+        dataclasses.replace(options, max_steps=0),
+        "cual.extxyz",
+        overwrite=True,
+    )
+
+
+def test_replay_keeps_training_the_pretraining_head_on_its_own_data(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    spec = HeadSpec("s66x8_wb97x", datasets=("s66x8_wb97x",))  # a small registered dataset
+    parent = LAM(dataclasses.replace(preset("student"), heads=(spec,))).double()
+    parent.heads["s66x8_wb97x"].set_energy_references({1: -13.6, 6: -1030.0, 7: -1480.0, 8: -2040.0})
+    parent.save_pretrained(tmp_path / "parent")
+    options = dataclasses.replace(
+        FAST, head="s66x8_wb97x", mode="replay", replay_frames=4, max_steps=6, lr=1e-2
+    )
+    result = finetune(str(tmp_path / "parent"), emt_frames(8), tmp_path / "out", options, "cual.xyz")
+    assert result.prepared.new_elements == [13, 29]  # allowed outside frozen mode, and reported
+    saved = load_model(str(tmp_path / "out"))
+    assert list(saved.heads) == ["s66x8_wb97x", "cual"]
+    replayed = saved.heads["s66x8_wb97x"].mlp.state_dict()
+    assert any(
+        not torch.equal(v, parent.heads["s66x8_wb97x"].mlp.state_dict()[k]) for k, v in replayed.items()
+    )
+    assert read_lineage(tmp_path / "out")["mode"] == "replay"

@@ -4,6 +4,11 @@ Each converter is a function ``(path, **options) -> Iterator[ase.Atoms]`` that y
 the shared in-memory contract: energy in eV, forces in eV/Å and stress in eV/Å^3 with ASE's sign,
 held by a ``SinglePointCalculator``, and ``info["frame_id"] = "<path>#<key in the source>"``.
 Registry cards name their converter in the ``format`` field; :data:`CONVERTERS` is that table.
+
+A downloaded public dataset becomes a training set with, for example::
+
+    frames = convert("MPtrj_2022.9_full.json", "mptrj-json")
+    write_training_dataset(frames, "mptrj_training", head="mptrj")  # lam.data.training_format
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Slabs of the EMT metals with ``size`` x ``size`` surface cells, 3 layers and 7 Å of vacuum on each
 side carry one adsorbate (H, O, C, N, OH or CO, bound through its first atom) at a random
-high-symmetry site, at a site-typical height (± 0.2 Å). Geometries are sampled by a rattle or a short EMT-driven Langevin run
-(300-800 K, 5-20 steps of 0.5 fs), then labelled with ``calculator`` (``emt`` or ``gfn1-xtb``).
+high-symmetry site, at a site-typical height (± 0.2 Å). Geometries are sampled by a rattle or a
+short EMT-driven Langevin run (300-800 K, 5-20 steps of 0.5 fs), then labelled with ``calculator``
+(``emt`` or ``gfn1-xtb``).
 Energies are raw totals, not adsorption energies.
 """
 

@@ -12,7 +12,7 @@ and ``extxyz`` (one ``<name>.extxyz.xz`` file, what is committed under ``data_re
 from __future__ import annotations
 
 import datetime
-import hashlib
+import shlex
 import shutil
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -32,15 +32,6 @@ LICENSE = "CC0-1.0"  # generated here by lam's own recipes; no upstream data ter
 SPLIT = "train"  # the registry reserves "all" for the union of splits
 
 
-def sha256(path: Path) -> str:
-    """sha256 of one file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _package_versions() -> dict[str, str]:
     """Versions of lam and the reference codes, for provenance."""
     versions = {"lam": __version__}
@@ -54,8 +45,8 @@ def _package_versions() -> dict[str, str]:
 
 def command_line(generated: GeneratedSet, out_dir: Path, layout: str) -> str:
     """The ``lam data generate`` command that reproduces ``generated``."""
-    options = " ".join(f"--{k} {v}" for k, v in generated.parameters.items())
-    return (f"lam data generate {generated.recipe} --out {out_dir} {options} "
+    options = " ".join(f"--{key} {shlex.quote(str(value))}" for key, value in generated.parameters.items())
+    return (f"lam data generate {generated.recipe} --out {shlex.quote(str(out_dir))} {options} "
             f"--name {generated.name} --layout {layout}")
 
 
@@ -65,7 +56,7 @@ def build_card(generated: GeneratedSet, out_dir: Path, data_path: Path, layout: 
     # Paths are relative to the card's directory (out_dir); a training-format directory is checksummed
     # as a whole with lam.data.statistics.data_checksum.
     relative = data_path.relative_to(out_dir).as_posix() if data_path != out_dir else "."
-    checksum = sha256(data_path) if data_path.is_file() else data_checksum(data_path)
+    checksum = data_checksum(data_path)
     return {
         "name": generated.name,
         "description": generated.description,

@@ -1,0 +1,132 @@
+"""Pretraining from a recipe: recipe validation, export, and exact resume after the process is killed."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+from safetensors.torch import load_file
+
+from lam.model.lam import LAM
+from lam.train.pretrain import pretrain, read_recipe
+
+torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[2]
+LATTICE = {"Cu": 3.61, "Al": 4.05, "Ni": 3.52}
+
+
+def emt_frames(symbol: str, n: int, seed: int, stress: bool = True) -> list[Atoms]:
+    """``n`` rattled, slightly strained 4-atom fcc cells of ``symbol`` with EMT labels."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for index in range(n):
+        atoms = bulk(symbol, "fcc", a=LATTICE[symbol] * (1 + 0.02 * rng.standard_normal()), cubic=True)
+        atoms.rattle(0.08, seed=int(rng.integers(1 << 30)))
+        atoms.calc = EMT()
+        labels = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
+        if stress:
+            labels["stress"] = atoms.get_stress()
+        atoms.calc = SinglePointCalculator(atoms, **labels)
+        atoms.info["frame_id"] = f"{symbol}#{index}"
+        frames.append(atoms)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory) -> Path:
+    """A tiny two-head recipe over EMT data written to extxyz files."""
+    folder = tmp_path_factory.mktemp("recipe")
+    for symbol, seed in (("Cu", 0), ("Al", 1)):
+        ase.io.write(folder / f"{symbol}.extxyz", emt_frames(symbol, 10, seed))
+    text = (REPO / "recipes" / "pretrain_tiny.yaml").read_text()
+    head, _, _ = text.partition("\ndata:\n")
+    head = head.replace("max_steps: 4000", "max_steps: 6").replace("ema_decay: 0.99", "ema_decay: 0.5")
+    head = head.replace("warmup_steps: 50", "warmup_steps: 2").replace("decay_steps: 4000", "decay_steps: 6")
+    path = folder / "recipe.yaml"
+    path.write_text(head + "\n" + textwrap.dedent(f"""\
+        data:
+          datasets:
+            cu: {folder / 'Cu.extxyz'}
+            al: {folder / 'Al.extxyz'}
+          batch_size: 2
+          val_fraction: 0.2
+          cutoff: 5.0
+          steps_per_epoch: 4
+        """))
+    return path
+
+
+def test_shipped_recipes_parse_and_unknown_keys_are_named(tmp_path):
+    for name in ("pretrain_tiny", "pretrain_small"):
+        cfg = read_recipe(REPO / "recipes" / f"{name}.yaml")
+        assert cfg.model.heads == list(cfg.data.datasets)  # one head per dataset
+        assert not {"water_deepmd_example", "mapbi3_scan", "ta_snap_pbe"} & set(cfg.data.datasets)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((REPO / "recipes" / "pretrain_tiny.yaml").read_text().replace("  lr: ", "  learning_rat: 1\n  lr: "))
+    with pytest.raises(ValueError, match="learning_rat"):
+        read_recipe(bad)
+
+
+def _run(recipe: Path, run_dir: Path, kill_after: int | None = None) -> subprocess.CompletedProcess:
+    """Pretrain in a fresh process; ``kill_after`` ends it abruptly (os._exit) after that many steps."""
+    killer = ""
+    if kill_after is not None:  # patch in a callback that dies like a killed job: no teardown, no saving
+        killer = textwrap.dedent(f"""
+            import os, lightning.pytorch as pl, lam.train.pretrain as p
+            class Kill(pl.Callback):
+                def on_train_batch_start(self, trainer, *args):
+                    if trainer.global_step == {kill_after}:
+                        os._exit(9)
+            build = p.build_trainer
+            def patched(*a, **k):
+                trainer = build(*a, **k)
+                trainer.callbacks.insert(0, Kill())
+                return trainer
+            p.build_trainer = patched
+            """)
+    code = killer + textwrap.dedent(f"""
+        import torch; torch.set_num_threads(1)
+        from lam.train.pretrain import pretrain
+        pretrain({str(recipe)!r}, run_dir={str(run_dir)!r}, checkpoint_every=1, wandb="disabled")
+        """)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_killed_run_resumes_to_the_same_weights(recipe, tmp_path):
+    straight = _run(recipe, tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    killed = _run(recipe, tmp_path / "killed", kill_after=3)
+    assert killed.returncode == 9, killed.stderr[-3000:]
+    assert not (tmp_path / "killed" / "model").exists()
+    resumed = _run(recipe, tmp_path / "killed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = load_file(tmp_path / "straight" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "killed" / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-7, msg=key)
+    fresh = LAM(LAM.from_pretrained(tmp_path / "straight" / "model").config)
+    moved = [k for k, v in fresh.state_dict().items() if "mlp" in k and not torch.equal(v, a[k])]
+    assert moved  # training changed the weights (the comparison above is not vacuous)
+
+
+def test_export_writes_model_card_metrics_and_refuses_to_overwrite(recipe, tmp_path):
+    out = pretrain(recipe, max_steps=2, run_dir=tmp_path / "run", wandb="offline")
+    assert {p.name for p in out.iterdir()} >= {"config.json", "model.safetensors", "README.md", "metrics.json"}
+    model = LAM.from_pretrained(out)
+    assert list(model.heads) == ["cu", "al"]
+    assert model.heads["cu"].energy_references()[29] == pytest.approx(
+        np.mean([a.get_potential_energy() / 4 for a in emt_frames("Cu", 10, 0)]), abs=0.05)
+    card = (out / "README.md").read_text()
+    assert "| `cu` |" in card and "| `al` |" in card
+    assert (tmp_path / "run" / "csv").is_dir() and (tmp_path / "run" / "wandb").is_dir()  # wandb offline
+    with pytest.raises(FileExistsError, match="already holds a model"):
+        pretrain(recipe, max_steps=2, run_dir=tmp_path / "run2", out=out, wandb="disabled")
