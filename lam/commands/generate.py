@@ -15,6 +15,7 @@ def generate(
     seed: int = 0,
     size: int | None = None,
     calculator: str | None = None,
+    sampling: str | None = None,
     name: str | None = None,
     layout: Literal["training", "extxyz"] = "training",
     overwrite: bool = False,
@@ -31,18 +32,24 @@ def generate(
         seed: random seed; the same seed gives identical frames.
         size: the recipe's size knob (supercell repetitions, or largest molecule in atoms).
         calculator: labeller spec (emt, gfn2-xtb, gfn1-xtb, pyscf:<xc>/<basis>); default: the recipe's.
+        sampling: xtb-molecules only: md, normal-modes or mixed (default).
         name: dataset / head name (default: the recipe's, e.g. emt_bulk_alloys).
         layout: "training" (Arrow training format) or "extxyz" (<name>.extxyz.xz).
         overwrite: replace an existing generated set at OUT.
     """
+    import inspect
     from dataclasses import replace
 
     from lam.data.generate import get_recipe
     from lam.data.generate.publish import write_generated
 
-    options = {"n_frames": n_frames, "size": size, "calculator": calculator}
+    make = get_recipe(recipe)
+    options = {"n_frames": n_frames, "size": size, "calculator": calculator, "sampling": sampling}
     chosen = {key: value for key, value in options.items() if value is not None}  # else: recipe defaults
-    generated = get_recipe(recipe)(seed=seed, progress=True, **chosen)
+    unknown = set(chosen) - set(inspect.signature(make).parameters)
+    if unknown:
+        raise ValueError(f"recipe '{recipe}' has no option {', '.join(sorted(unknown))}")
+    generated = make(seed=seed, progress=True, **chosen)
     if name is not None:
         generated = replace(generated, name=name)
     return write_generated(generated, out, layout=layout, overwrite=overwrite)

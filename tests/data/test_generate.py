@@ -66,9 +66,11 @@ def test_normal_mode_sampling_is_reproducible():
     _same_frames(frames, again)
 
 
-def test_unknown_recipe_lists_known():
+def test_unknown_recipe_or_option_is_refused(tmp_path):
     with pytest.raises(ValueError, match="known recipes: emt-bulk, emt-slabs, pyscf-small, xtb-molecules"):
         get_recipe("dft-bulk")
+    with pytest.raises(ValueError, match="recipe 'emt-bulk' has no option sampling"):
+        commands.generate("emt-bulk", out=tmp_path / "x", sampling="md")
 
 
 def test_generate_writes_training_set_card_and_stats(tmp_path, capsys):
