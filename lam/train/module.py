@@ -6,6 +6,7 @@ that name. The model itself stays a pure-torch module; everything Lightning-spec
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from typing import Any, Literal
@@ -119,11 +120,15 @@ class LAMTask(pl.LightningModule):
         super().__init__()
         if trainable not in ("all", "heads"):
             raise ValueError(f"trainable must be 'all' or 'heads', got {trainable!r}")
-        self.save_hyperparameters(ignore=["model", "loss"] if isinstance(model, LAM) else ["loss"])
+        # checkpoints are loaded with weights_only=True: keep hyperparameters to plain values
+        self.save_hyperparameters(ignore=["model", "loss", "lr_schedule"] if isinstance(model, LAM)
+                                  else ["loss", "lr_schedule"])
         self.model = build_model(model, heads).to(DTYPES[dtype])
         self.loss_fn = loss if loss is not None else EnergyForceStressLoss()
         self.lr, self.weight_decay, self.ema_decay = lr, weight_decay, ema_decay
         self.lr_schedule = lr_schedule if lr_schedule is not None else LRSchedule()
+        self.hparams["lr_schedule"] = dataclasses.asdict(self.lr_schedule)
+        self.hparams["loss"] = {"starts": self.loss_fn.starts, "limits": self.loss_fn.limits}
         self.trainable, self.fit_energy_references = trainable, fit_energy_references
         if trainable == "heads":
             self.model.descriptor.requires_grad_(False)

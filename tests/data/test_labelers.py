@@ -43,10 +43,13 @@ def test_slab_gets_no_stress_and_molecule_none_either():
 def test_gfn2_xtb_molecule_forces_are_minus_gradient():
     atoms = molecule("CH3OH")
     atoms.rattle(0.03, rng=np.random.default_rng(1))
-    (labelled,) = label_frames([atoms], "gfn2-xtb", progress=False)
+    labelled, water = label_frames([atoms, molecule("H2O")], "gfn2-xtb", progress=False)
     direct = atoms.copy()
     direct.calc = make_calculator("gfn2-xtb")
     assert labelled.get_potential_energy() == pytest.approx(direct.get_potential_energy(), abs=1e-8)
+    fresh = molecule("H2O")  # the shared calculator must reset when the composition changes
+    fresh.calc = make_calculator("gfn2-xtb")
+    assert water.get_potential_energy() == pytest.approx(fresh.get_potential_energy(), abs=1e-8)
     fd = calculate_numerical_forces(direct, eps=1e-3, iatoms=[0, 1])
     np.testing.assert_allclose(labelled.get_forces()[:2], fd, atol=2e-3)
 

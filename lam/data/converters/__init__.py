@@ -13,11 +13,6 @@ A downloaded public dataset becomes a training set with, for example::
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,33 +25,12 @@ from lam.data.converters.oc20 import read_oc20_s2ef
 from lam.data.converters.spice import read_spice_h5
 from lam.data.converters.transition1x import read_transition1x_h5
 
-COMPRESSED = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
-
 
 def read_extxyz(path: str | Path) -> Iterator[ase.Atoms]:
-    """Extended XYZ (plain, .gz or .xz), through the project reader (validation and frame ids).
-
-    A compressed file is first decompressed to a temporary file: ASE's extxyz parser seeks back once
-    per frame, and every backward seek on a compressed stream restarts decompression (quadratic time:
-    ~20 s instead of ~1 s for the 363 frames of ta_snap_pbe).
-    """
+    """Extended XYZ (plain, .gz or .xz), through the project reader (validation and frame ids)."""
     from lam.data.readers import read_frames  # lazy: keeps this package light to import
-    from lam.data.validate import InvalidFrameError
 
-    path = Path(path)
-    if path.suffix not in COMPRESSED:
-        yield from read_frames(path, format="extxyz")
-        return
-    with tempfile.TemporaryDirectory(prefix="lam-extxyz-") as tmp:
-        plain = Path(tmp) / path.name.removesuffix(path.suffix)
-        with COMPRESSED[path.suffix](path, "rb") as src, plain.open("wb") as dst:
-            shutil.copyfileobj(src, dst)
-        try:
-            for atoms in read_frames(plain, format="extxyz"):
-                atoms.info["frame_id"] = f"{path}#{atoms.info['frame_id'].rsplit('#', 1)[1]}"
-                yield atoms
-        except InvalidFrameError as err:  # name the shipped file, not the temporary copy
-            raise InvalidFrameError(str(path), err.index, err.field, err.reason) from None
+    yield from read_frames(path, format="extxyz")
 
 
 def read_training(path: str | Path) -> Iterator[ase.Atoms]:
