@@ -27,7 +27,7 @@ def neighbor_list(
     centre, neighbour, shift = calculator.compute(
         points=positions, box=box, periodic=pbc, quantities="ijS"
     )
-    # vesin returns uint64 indices; sort by centre so per-atom segments are contiguous.
-    order = np.lexsort((neighbour, centre))
+    # vesin returns uint64 indices; a stable sort by centre makes per-atom segments contiguous.
+    order = np.argsort(centre, kind="stable")
     edge_index = np.stack([centre[order], neighbour[order]]).astype(np.int64)
     return edge_index, shift[order].astype(np.float64)

@@ -61,7 +61,7 @@ class FinetuneOptions:
     patience: int = 10
     val_every: int = 50
     replay_frames: int = 100
-    auto_frames: int = 50
+    auto_frames: int = 20
 
 
 @dataclass
