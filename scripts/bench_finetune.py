@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 import tempfile
@@ -33,10 +34,9 @@ from lam.train.refit import model_energies, refit_energy_references
 
 DATASETS = ("water_deepmd_example", "mapbi3_scan", "ta_snap_pbe")
 SIZES = (10, 30, 100, 300, 1000)
-TEST_FRAMES = 60
 
 
-def test_split(name: str, seed: int) -> tuple[list, list]:
+def test_split(name: str, seed: int, n_test: int) -> tuple[list, list]:
     """(train pool, fixed test frames): the card's test split when it has one, else a seeded holdout."""
     from lam.data.registry import get_card
     from lam.data.training_format import row_to_atoms
@@ -50,9 +50,9 @@ def test_split(name: str, seed: int) -> tuple[list, list]:
     else:
         frames = load_frames(name)
         order = np.random.default_rng(seed).permutation(len(frames))
-        pool, test = [frames[i] for i in order[TEST_FRAMES:]], [frames[i] for i in order[:TEST_FRAMES]]
+        pool, test = [frames[i] for i in order[n_test:]], [frames[i] for i in order[:n_test]]
     order = np.random.default_rng(seed + 1).permutation(len(pool))
-    return [pool[i] for i in order], test[:TEST_FRAMES]
+    return [pool[i] for i in order], test[:n_test]
 
 
 def step0_energy(model_ref: str, head: str, train: list, test: list) -> dict[str, float]:
@@ -91,7 +91,7 @@ def run_one(parent: str, train: list, test: list, options: FinetuneOptions, root
 
 def bench_dataset(name: str, args: argparse.Namespace, root: Path) -> dict:
     """Learning curves of one dataset."""
-    pool, test = test_split(name, args.seed)
+    pool, test = test_split(name, args.seed, args.test_frames)
     options = FinetuneOptions(
         max_steps=args.steps,
         val_every=max(args.steps // 5, 1),
@@ -108,7 +108,7 @@ def bench_dataset(name: str, args: argparse.Namespace, root: Path) -> dict:
             print(f"[{name}] {kind} N={n}", file=sys.stderr)
             head = "auto" if kind == "finetuned" else "new"
             parent = args.model if kind == "finetuned" else scratch
-            opts = FinetuneOptions(**{**options.__dict__, "head": head, "name": name})
+            opts = dataclasses.replace(options, head=head, name=name)
             row = run_one(parent, pool[:n], test, opts, root, f"{kind}_{n}")
             curves[kind][n] = row
             if kind == "finetuned":
@@ -167,11 +167,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--test-frames", type=int, default=None, help="fixed test split size (60; quick: 30)")
     parser.add_argument("--plot", type=Path, default=Path("bench_finetune.png"))
     args = parser.parse_args(argv)
     quick = args.quick
     args.datasets = args.datasets or (["ta_snap_pbe"] if quick else list(DATASETS))
     args.steps = args.steps or (60 if quick else 2000)
+    args.test_frames = args.test_frames or (30 if quick else 60)
     args.sizes = (10, 30) if quick else SIZES
     args.scratch_sizes = (10, 30, 100, 300) if quick else SIZES
     return args

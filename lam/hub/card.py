@@ -12,6 +12,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from lam._version import __version__
 from lam.hub.models import ModelRef
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "model_cards"
@@ -41,13 +42,14 @@ class Lineage:
         return Path(self.parent.location).name if self.parent.kind == "builtin" else self.parent.location
 
     def to_dict(self) -> dict[str, str | None]:
-        """JSON/YAML-ready lineage record."""
+        """JSON/YAML-ready lineage record (a built-in parent is pinned by the lam version that ships it)."""
         record = {k: v for k, v in asdict(self).items() if k != "parent"}
         return {
             "parent": self.parent_name,
             "parent_kind": self.parent.kind,
             "parent_revision": self.parent.revision,
             **record,
+            "lam_version": __version__,
         }
 
 

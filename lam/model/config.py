@@ -11,8 +11,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lam.nn.embedding import N_ELEMENTS  # noqa: F401  (re-exported: models size tables by it)
+
 SCHEMA_VERSION = 1
-N_ELEMENTS = 119  # type-embedding rows: index = atomic number, 0 unused, 1..118 = H..Og
 
 
 @dataclass(frozen=True)

@@ -49,10 +49,9 @@ def padded_softmax(logits: Tensor, n_virtual: int) -> Tensor:
     """
     if n_virtual <= 0:
         return torch.softmax(logits, dim=-1)
-    top = logits.detach().amax(dim=-1, keepdim=True).clamp_min(-ATTENTION_SHIFT)  # [..., 1]
-    weights = torch.exp(logits - top)
-    absent = n_virtual * torch.exp(-ATTENTION_SHIFT - top)
-    return weights / (weights.sum(dim=-1, keepdim=True) + absent)
+    absent = logits.new_tensor(math.log(n_virtual) - ATTENTION_SHIFT)  # log of their summed weight
+    log_total = torch.logaddexp(torch.logsumexp(logits, dim=-1, keepdim=True), absent)  # [..., 1]
+    return torch.exp(logits - log_total)
 
 
 def symmetric_contraction(
@@ -101,14 +100,18 @@ class PairAttention(nn.Module):
         heads, hidden = self.n_heads, self.hidden_dim
         qk = self.query_key(pair_feats).view(n_atoms, n_slots, 2, heads, hidden)
         query, key = qk.permute(2, 0, 3, 1, 4)  # each [N, H, n, d]
-        logits = query @ key.transpose(-1, -2) / math.sqrt(hidden)  # [N, H, n, n]
-        dir_products = (neighbor_dirs @ neighbor_dirs.transpose(-1, -2)).unsqueeze(1)  # [N, 1, n, n]
+        logits = query @ key.transpose(-1, -2)  # q_ij . k_ik [N, H, n, n]
+        dir_products = neighbor_dirs @ neighbor_dirs.transpose(-1, -2)  # h_ij . h_ik [N, n, n]
+        pair_switch = switch.unsqueeze(-1) * switch.unsqueeze(-2)  # sw_j sw_k [N, n, n]
+        # (logit / sqrt(d) * gate + shift) * sw_j sw_k - shift, as one pass over the heads:
+        # the per-pair factors are formed first on the head-free [N, n, n] tensors
+        logit_scale = pair_switch / math.sqrt(hidden)
         if self.gate:
-            logits = logits * dir_products
-        pair_switch = (switch.unsqueeze(-1) * switch.unsqueeze(-2)).unsqueeze(1)  # [N, 1, n, n]
-        logits = (logits + ATTENTION_SHIFT) * pair_switch - ATTENTION_SHIFT
-        weights = padded_softmax(logits, max_neighbors - n_slots)
-        weights = weights * pair_switch * dir_products / math.sqrt(3.0)
+            logit_scale = logit_scale * dir_products
+        logit_shift = ATTENTION_SHIFT * (pair_switch - 1.0)
+        logits = torch.addcmul(logit_shift.unsqueeze(1), logits, logit_scale.unsqueeze(1))
+        weight_scale = pair_switch * dir_products / math.sqrt(3.0)  # [N, n, n]
+        weights = padded_softmax(logits, max_neighbors - n_slots) * weight_scale.unsqueeze(1)
         values = self.value(pair_feats).view(n_atoms, n_slots, heads, pair_dim).transpose(1, 2)
         mixed = (weights @ values).transpose(1, 2).reshape(n_atoms, n_slots, heads * pair_dim)
         return self.norm(self.head_merge(mixed))

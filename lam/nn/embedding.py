@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from lam.model.config import N_ELEMENTS
 from lam.nn.mlp import activation_module
+
+N_ELEMENTS = 119  # rows: index = atomic number, 0 unused, 1..118 = H..Og
 
 
 class ElementEmbedding(nn.Module):

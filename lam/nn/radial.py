@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lam.model.config import N_ELEMENTS
+from lam.nn.embedding import N_ELEMENTS
 
 
 def smooth_switch(distances: Tensor, smooth_start: float, cutoff: float) -> Tensor:

@@ -268,9 +268,8 @@ def train(
     callbacks, val_loader = [], None
     if split.val:
         monitor = _monitor(head, split.val)
-        checkpoint = ModelCheckpoint(
-            dirpath=log_dir / "checkpoints", monitor=monitor, mode="min", save_top_k=1
-        )
+        # best-so-far weights under the logger's run folder (version_N/checkpoints)
+        checkpoint = ModelCheckpoint(monitor=monitor, mode="min", save_top_k=1)
         callbacks = [EarlyStopping(monitor=monitor, patience=options.patience, mode="min"), checkpoint]
         val_loader = DataLoader(
             GraphDataset(split.val, model.cutoff, head=head), batch_size=options.batch_size

@@ -101,7 +101,8 @@ class LAMTask(pl.LightningModule):
         trainable: ``"all"`` parameters, or only the fitting ``"heads"`` (frozen descriptor).
         dtype: floating dtype of the model; batches are cast to it.
         fit_energy_references: before step 0 of a fresh run, set each head's per-element energy
-            references by least squares on its training frames, and its energy scale to their force RMS.
+            references by least squares on its training frames, and its energy scale to the RMS
+            per-atom residual of that fit.
     """
 
     def __init__(
@@ -155,15 +156,15 @@ class LAMTask(pl.LightningModule):
             self.set_head_statistics(datamodule.head_statistics())
 
     def set_head_statistics(self, stats: dict[str, dict[str, Any]]) -> None:
-        """Per head: references from least squares on ``numbers``/``energy``, scale from ``force_rms``."""
+        """Per head: references by least squares on ``numbers``/``energy``; scale = RMS residual per atom."""
         for head, head_stats in stats.items():
             labelled = ~np.isnan(head_stats["energy"])
             if labelled.any():
                 numbers = [n for n, keep in zip(head_stats["numbers"], labelled) if keep]
                 fit = fit_per_element(numbers, head_stats["energy"][labelled])
                 self.model.heads[head].set_energy_references(fit.references)
-            if head_stats.get("force_rms"):
-                self.model.heads[head].energy_scale.fill_(float(head_stats["force_rms"]))
+                # the learned part of E starts at about the size of what the references leave over
+                self.model.heads[head].energy_scale.fill_(max(fit.rms_residual_per_atom, 1e-3))
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Cast floating fields of the batch to the model's dtype."""

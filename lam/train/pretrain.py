@@ -127,7 +127,7 @@ def pretrain(
     ExportModel(out, overwrite).check_writable()
     ckpt_path = _resume_checkpoint(run_dir, resume, overwrite)
     pl.seed_everything(cfg.seed_everything, verbose=False)
-    init = recipe_parser().instantiate_classes(cfg)
+    init = recipe_parser().instantiate(cfg)
     task, data = init.model, init.data
     trainer = build_trainer(dict(cfg.trainer), run_dir, out, overwrite, checkpoint_every, wandb, config.stem)
     trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)

@@ -14,6 +14,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from lam._version import __version__
 from lam.data.statistics import fit_energy_references
 from lam.hub.card import read_lineage
 from lam.hub.models import load_model
@@ -128,6 +129,7 @@ def test_frozen_mode_trains_the_head_only_and_saves_lineage(tmp_path: Path) -> N
         "parent_head": "a",
         "head": "cual",
         "mode": "frozen",
+        "lam_version": __version__,
     }
     card = (tmp_path / "out" / "README.md").read_text()
     assert f"base_model: {parent.resolve()}" in card

@@ -1,0 +1,159 @@
+"""``lam distill``: teacher-driven and student-driven MD, teacher labels, rounds, the saved student."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from jsonargparse import auto_cli
+
+from lam.calculator import LAMCalculator
+from lam.commands import distill as distill_command
+from lam.hub.card import read_lineage
+from lam.model.config import HeadSpec, preset
+from lam.model.lam import LAM
+from lam.testing import periodic_alloy
+from lam.train.distill import DistillOptions, distill, label_frames, run_md
+
+torch.set_num_threads(1)
+RECIPE = Path(__file__).parents[2] / "recipes" / "distill.yaml"
+REFERENCES = {29: -3.5, 79: -4.2}  # eV, the teacher head's isolated-atom energies
+FAST = DistillOptions(rounds=2, md_steps=12, sample_every=2, max_steps_per_round=40, lr=3e-3, batch_size=2,
+                      target_force_rmse=1e-5)  # unreachable: both rounds run
+
+
+def teacher_folder(root: Path) -> Path:
+    """A seeded tiny DPA-2 teacher with one head ``pbe`` and Cu/Au references.
+
+    An untrained head's MLP outputs almost nothing; a large energy scale gives its PES forces of
+    tens of meV/Å, enough for the student to have something to learn.
+    """
+    torch.manual_seed(0)
+    model = LAM(dataclasses.replace(preset("tiny"), heads=(HeadSpec("pbe", "PBE (VASP)"),))).double()
+    model.heads["pbe"].set_energy_references(REFERENCES)
+    model.heads["pbe"].energy_scale.fill_(300.0)
+    model.save_pretrained(root / "teacher")
+    return root / "teacher"
+
+
+def starts() -> list:
+    """Two small periodic Cu/Au cells (4 atoms each)."""
+    return [periodic_alloy(seed=0, repeat=1), periodic_alloy(seed=1, repeat=1)]
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """Teacher folder, student folder and the JSON report of one two-round distillation."""
+    root = tmp_path_factory.mktemp("distill")
+    teacher = teacher_folder(root)
+    out = root / "student"
+    lines: list[str] = []
+    distill(str(teacher), starts(), out, FAST, "alloy.extxyz",
+            progress=lambda record: lines.append(distill_command.format_round(record)))
+    assert [line.split(":")[0] for line in lines] == ["round 1", "round 2"]
+    assert "new frames before training" in lines[1] and "F RMSE" in lines[0]
+    return teacher, out, json.loads((out / "distill.json").read_text())
+
+
+def test_student_folder_loads_without_the_teacher(distilled: tuple[Path, Path, dict]) -> None:
+    teacher_dir, out, _ = distilled
+    student = LAM.from_pretrained(out)
+    assert student.config.descriptor.kind == "se_e2_a"
+    assert list(student.heads) == ["pbe"]
+    # exactly a student's weights: nothing of the frozen teacher was saved with it
+    fresh = LAM(dataclasses.replace(preset("student"), heads=(HeadSpec("pbe"),)))
+    assert set(student.state_dict()) == set(fresh.state_dict())
+    teacher_descriptor = {k for k in LAM.from_pretrained(teacher_dir).state_dict() if k.startswith("descriptor.")}
+    assert not set(student.state_dict()) & teacher_descriptor
+    for name in ("config.json", "model.safetensors", "README.md", "distill.json", "agreement.png"):
+        assert (out / name).is_file(), name
+
+
+def test_student_inherits_teacher_references(distilled: tuple[Path, Path, dict]) -> None:
+    teacher_dir, out, _ = distilled
+    student = LAM.from_pretrained(out)
+    assert student.heads["pbe"].energy_references() == pytest.approx(REFERENCES)
+    from ase import Atoms
+
+    for z, energy in REFERENCES.items():  # an isolated atom: both models give exactly the reference
+        for model in (student, LAM.from_pretrained(teacher_dir)):
+            atoms = Atoms(numbers=[z], positions=[[0.0, 0.0, 0.0]])
+            atoms.calc = LAMCalculator(model, head="pbe")
+            assert atoms.get_potential_energy() == pytest.approx(energy, abs=1e-5)
+
+
+def test_report_shows_rounds_agreement_improving_and_speed(distilled: tuple[Path, Path, dict]) -> None:
+    _, _, report = distilled
+    first, last = report["rounds"][0], report["rounds"][-1]
+    assert [r["round"] for r in report["rounds"]] == [1, 2]
+    assert first["frames_student_md"] == 0 and last["frames_student_md"] > 0  # the student drove MD
+    assert last["new_frames_before_training"]["force_rmse"] > 0
+    assert last["train_frames"] > first["train_frames"] and last["holdout_frames"] > first["holdout_frames"]
+    assert last["holdout"]["force_rmse"] < first["holdout"]["force_rmse"]
+    assert last["holdout"]["stress_rmse"] is not None  # bulk cells carry teacher stress
+    assert not report["converged"]
+    speed = report["speed"]
+    assert speed["teacher_us_per_atom"] > 0 and speed["student_us_per_atom"] > 0
+    assert speed["n_atoms"] >= 64
+
+
+def test_lineage_names_the_teacher(distilled: tuple[Path, Path, dict]) -> None:
+    teacher_dir, out, report = distilled
+    lineage = read_lineage(out)
+    assert lineage["parent"] == str(teacher_dir.resolve()) == report["lineage"]["parent"]
+    assert lineage["parent_head"] == "pbe" and lineage["mode"] == "distill"
+    assert lineage["distillation"]["temperature_K"] == 300.0
+    assert "distilled from" in LAM.from_pretrained(out).config.heads[0].level_of_theory
+
+
+def test_existing_model_refused_without_overwrite(distilled: tuple[Path, Path, dict], tmp_path: Path) -> None:
+    teacher_dir, out, _ = distilled
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(FileExistsError, match="overwrite"):
+        distill(str(teacher_dir), starts(), out, FAST, "alloy.extxyz")
+    structures = tmp_path / "alloy.extxyz"
+    import ase.io
+
+    ase.io.write(structures, starts())
+    with pytest.raises(FileExistsError, match="overwrite"):
+        auto_cli(distill_command.COMMANDS, as_positional=True, args=[
+            "distill", "--config", str(RECIPE), "--teacher", str(teacher_dir), "--structures", str(structures),
+            "--out", str(out)])
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_student_md_stops_where_forces_run_away() -> None:
+    torch.manual_seed(0)
+    model = LAM(preset("student")).double()
+    model.heads["default"].energy_scale.fill_(1e4)  # a wild PES
+    calc = LAMCalculator(model)
+    frames = run_md(periodic_alloy(repeat=1), calc, FAST, seed=0, name="s", max_force=1e-3)
+    assert len(frames) == 1 and frames[0].info["frame_id"] == "s-step0"
+    assert frames[0].calc is None  # geometry only, for the teacher to label
+
+
+def test_labels_stress_only_for_bulk_cells() -> None:
+    torch.manual_seed(0)
+    calc = LAMCalculator(LAM(preset("student")).double())
+    bulk, cluster = periodic_alloy(repeat=1), periodic_alloy(repeat=1)
+    cluster.pbc = False
+    labelled = label_frames([bulk, cluster], calc)
+    assert labelled[0].calc.results["stress"].shape == (6,)
+    assert "stress" not in labelled[1].calc.results
+    assert np.isfinite(labelled[1].calc.results["forces"]).all()
+
+
+def test_strain_deforms_only_periodic_cells() -> None:
+    torch.manual_seed(0)
+    calc = LAMCalculator(LAM(preset("student")).double())
+    options = dataclasses.replace(FAST, md_steps=1, strain=0.05)
+    bulk, cluster = periodic_alloy(repeat=1), periodic_alloy(repeat=1)
+    cluster.pbc = False
+    strained = run_md(bulk, calc, options, seed=0, name="b")[0]
+    assert not np.allclose(strained.cell.array, bulk.cell.array)
+    assert np.abs(np.linalg.solve(bulk.cell.array, strained.cell.array) - np.eye(3)).max() <= 0.05
+    assert np.allclose(run_md(cluster, calc, options, seed=0, name="c")[0].cell.array, cluster.cell.array)
