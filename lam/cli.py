@@ -1,30 +1,68 @@
 """The ``lam`` command line: typed functions exposed through ``jsonargparse.auto_cli``.
 
-Each group of subcommands lives in its own module under :mod:`lam.commands`; this file only
-assembles them.
+Each group of subcommands lives in its own module under :mod:`lam.commands` as a ``COMMANDS`` dict;
+this file assembles them and lets users spell flags the usual way: ``--max-steps`` for
+``--max_steps``, a bare boolean flag (``--overwrite``) for ``--overwrite true``, and ``--from`` for
+the ``model`` parameter (``from`` is a Python keyword).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any, get_type_hints
 
 from jsonargparse import auto_cli
 
+FLAG_ALIASES = {"--from": "--model"}
 
-def _components() -> dict:
-    from lam.commands import data_io, generate, registry
 
-    data = {**registry.COMMANDS, **data_io.COMMANDS, **generate.COMMANDS}
-    components: dict = {"data": data}
-    try:  # training commands arrive with the model; the data layer works without them
-        from lam.commands import train
-    except ImportError:
-        train = None
-    if train is not None:
-        components.update(train.COMMANDS)
-    return components
+def components() -> dict[str, Any]:
+    """The command tree: ``{"data": {...}, "finetune": fn, ...}``."""
+    from lam.commands import data_io, demo, distill, generate, registry, train
+
+    return {
+        "data": {**registry.COMMANDS, **data_io.COMMANDS, **generate.COMMANDS},
+        **train.COMMANDS,
+        **distill.COMMANDS,
+        **demo.COMMANDS,
+    }
+
+
+def _command_of(tree: dict[str, Any], argv: list[str]) -> Callable | None:
+    """The function the leading positional tokens of ``argv`` select, if any."""
+    node: Any = tree
+    for token in argv:
+        if not isinstance(node, dict) or token not in node:
+            break
+        node = node[token]
+    return node if callable(node) else None
+
+
+def normalize_argv(argv: list[str], tree: dict[str, Any]) -> list[str]:
+    """Map user spellings of flags to the ones jsonargparse derives from the signatures."""
+    normalized = []
+    for token in argv:
+        if token.startswith("--") and len(token) > 2:
+            flag, eq, value = token.partition("=")
+            flag = FLAG_ALIASES.get(flag, flag)
+            token = "--" + flag[2:].replace("-", "_") + eq + value
+        normalized.append(token)
+    command = _command_of(tree, normalized)
+    if command is None:
+        return normalized
+    booleans = {f"--{name}" for name, kind in get_type_hints(command).items() if kind is bool}
+    completed = []
+    for i, token in enumerate(normalized):
+        completed.append(token)
+        following = normalized[i + 1] if i + 1 < len(normalized) else "--"
+        if token in booleans and following.startswith("--"):
+            completed.append("true")
+    return completed
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``lam`` console script."""
-    auto_cli(_components(), args=sys.argv[1:] if argv is None else argv, as_positional=True)
+    tree = components()
+    args = normalize_argv(list(sys.argv[1:] if argv is None else argv), tree)
+    auto_cli(tree, args=args, as_positional=True)

@@ -54,7 +54,7 @@ def distill(
         structures: starting structures of the MD (any file read_frames reads; labels are ignored).
         out: output model folder of the student.
         head: teacher head to distil (may be omitted for a single-head teacher).
-        student: student preset (student: fast se_e2_a-style two-body descriptor).
+        student: student preset (student: fast two-body descriptor, no message passing).
         temperature_K: Langevin NVT temperature, K.
         rounds: rounds at most (each: MD, teacher labels, training).
         md_steps: MD steps per trajectory.

@@ -17,7 +17,6 @@ import ase
 import datasets
 import lightning.pytorch as pl
 import numpy as np
-import torch
 from torch.utils.data import ConcatDataset, DataLoader, Sampler, Subset
 from torch_geometric.loader.dataloader import Collater
 
@@ -39,7 +38,9 @@ def dataset_probabilities(
         missing = sorted(set(sizes) - set(weights))
         unknown = sorted(set(weights) - set(sizes))
         if missing or unknown:
-            raise ValueError(f"dataset weights: missing {missing}, unknown {unknown}; datasets: {sorted(sizes)}")
+            raise ValueError(
+                f"dataset weights: missing {missing}, unknown {unknown}; datasets: {sorted(sizes)}"
+            )
         raw = {name: float(weights[name]) for name in sizes}
     else:
         if temperature <= 0:
@@ -141,7 +142,7 @@ def composition_and_energy(table: Any) -> tuple[list[np.ndarray], np.ndarray]:
     """Atomic numbers per frame and energies (NaN when unlabelled) of a training-format Arrow table."""
     numbers = table.column("atomic_numbers").combine_chunks()
     offsets, values = numbers.offsets.to_numpy(), numbers.flatten().to_numpy()
-    per_frame = [values[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    per_frame = [values[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
     energy = table.column("energy").to_numpy().astype(np.float64)  # nulls become NaN
     return per_frame, energy
 
@@ -229,13 +230,19 @@ class MultiTaskDataModule(pl.LightningDataModule):
         sizes = [len(self.train_sets[h]) for h in heads]
         steps = self.steps_per_epoch or max(sum(sizes) // (self.batch_size * world), 1)
         probs = self.probabilities()
-        sampler = MultiTaskBatchSampler(sizes, [probs[h] for h in heads], self.batch_size, steps,
-                                        self.seed, rank, world)
+        sampler = MultiTaskBatchSampler(
+            sizes, [probs[h] for h in heads], self.batch_size, steps, self.seed, rank, world
+        )
         sampler.start_step = self._resume_step
         self._resume_step = None
         concat = ConcatDataset([self._graphs(self.train_sets[h], h) for h in heads])
-        return DataLoader(concat, batch_sampler=sampler, collate_fn=Collater(concat),
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            concat,
+            batch_sampler=sampler,
+            collate_fn=Collater(concat),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> list[DataLoader]:
         """One loader per head with held-out frames (each rank takes every world_size-th frame)."""
@@ -247,12 +254,20 @@ class MultiTaskDataModule(pl.LightningDataModule):
             if len(graphs) == 0:
                 continue
             part = Subset(graphs, list(range(rank, len(graphs), world)))
-            loaders.append(DataLoader(part, batch_size=self.batch_size, shuffle=False,
-                                      collate_fn=Collater(part), num_workers=self.num_workers))
+            loaders.append(
+                DataLoader(
+                    part,
+                    batch_size=self.batch_size,
+                    shuffle=False,
+                    collate_fn=Collater(part),
+                    num_workers=self.num_workers,
+                )
+            )
         return loaders
 
     def head_statistics(self) -> dict[str, dict[str, Any]]:
-        """Per head, from the training split: ``numbers`` (per frame), ``energy`` [n] (NaN = none), ``force_rms``."""
+        """Per head, from the training split: ``numbers`` (per frame), ``energy`` [n] eV (NaN = unlabelled)
+        and ``force_rms`` (eV/Å)."""
         self.setup()
         stats = {}
         for head, data in self.train_sets.items():

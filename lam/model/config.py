@@ -55,13 +55,13 @@ class DPA2Config:
 
 @dataclass(frozen=True)
 class StudentConfig:
-    """Hyperparameters of the fast student: a DeepPot-SE (se_e2_a-style) two-body descriptor."""
+    """Hyperparameters of the fast student: a two-body (se_atten-without-attention) descriptor."""
 
-    kind: Literal["se_e2_a"] = "se_e2_a"
+    kind: Literal["two_body"] = "two_body"
     type_embedding_dim: int = 8
-    cutoff: float = 5.0  # Å
+    cutoff: float = 4.5  # Å
     smooth_start: float = 0.5  # Å
-    max_neighbors: int = 60  # neighbour-count normalisation
+    max_neighbors: int = 64  # neighbour slots per atom (nearest kept, like DeePMD's sel) and normaliser
     embedding_widths: tuple[int, ...] = (16, 32)
     axis_dim: int = 4
     activation: Literal["tanh", "silu", "gelu"] = "tanh"
@@ -119,7 +119,7 @@ class LAMConfig:
         data = migrate(dict(data))
         _reject_unknown(cls, data, "model config")
         desc = dict(data.get("descriptor", {}))
-        kinds = {"dpa2": DPA2Config, "se_e2_a": StudentConfig}
+        kinds = {"dpa2": DPA2Config, "two_body": StudentConfig}
         kind = desc.get("kind", "dpa2")
         if kind not in kinds:
             raise ValueError(f"model config: unknown descriptor kind {kind!r}; known: {sorted(kinds)}")

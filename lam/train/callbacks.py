@@ -48,8 +48,9 @@ class NaNLossGuard(Callback):
     def __init__(self) -> None:
         self._batch_info = ""
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         """Remember which frames this batch holds."""
         self._batch_info = f"head {batch[keys.HEAD][0]!r}, frames {list(batch[keys.FRAME_ID])}"
 
@@ -79,7 +80,9 @@ class ExportModel(Callback):
     def check_writable(self) -> None:
         """Refuse early (before training) when the folder holds a model and ``overwrite`` is off."""
         if (self.directory / "config.json").exists() and not self.overwrite:
-            raise FileExistsError(f"{self.directory} already holds a model; pass overwrite=True to replace it")
+            raise FileExistsError(
+                f"{self.directory} already holds a model; pass overwrite=True to replace it"
+            )
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Fail fast rather than after hours of training."""

@@ -45,7 +45,7 @@ class DistillOptions:
 
     Attributes:
         head: teacher head to distil (None: the teacher's only head); also the student's head name.
-        student: preset of the student (``student``: the se_e2_a-style two-body descriptor).
+        student: preset of the student (``student``: the two-body (repinit-only) descriptor).
         temperature_K: Langevin thermostat temperature, K.
         rounds: exploration / labelling / training rounds at most.
         md_steps: MD steps per trajectory (one per starting structure and driver).
@@ -96,9 +96,9 @@ class DistillOptions:
 # ---- exploration and labelling ------------------------------------------------------------------
 def run_md(
     start: ase.Atoms, calc: LAMCalculator, options: DistillOptions, seed: int, name: str,
-    max_force: float | None = None,
+    max_force: float | None = None, include_start: bool = True,
 ) -> list[ase.Atoms]:
-    """Langevin NVT from ``start``; every ``sample_every``-th frame (unlabelled), step 0 included.
+    """Langevin NVT from ``start``; every ``sample_every``-th frame (unlabelled, no calculator).
 
     Args:
         start: starting structure (not modified).
@@ -107,6 +107,7 @@ def run_md(
         seed: seed of the strain, initial velocities and the thermostat noise.
         name: prefix of the frames' ``frame_id`` (``{name}-step{n}``).
         max_force: stop early when a force component exceeds this (eV/Å); None: never.
+        include_start: keep step 0 (off when another trajectory already sampled this start).
     """
     rng = np.random.default_rng(seed)
     atoms = start.copy()
@@ -120,7 +121,7 @@ def run_md(
     frames = []
     for _ in md.irun(steps=options.md_steps):  # yields after the forces of step md.nsteps
         runaway = max_force is not None and float(np.abs(atoms.get_forces()).max()) > max_force
-        if md.nsteps % options.sample_every == 0 or runaway:
+        if (md.nsteps % options.sample_every == 0 and (md.nsteps > 0 or include_start)) or runaway:
             # geometry only (no calculator, no velocities): the teacher labels it later
             frames.append(ase.Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc,
                                     info={"frame_id": f"{name}-step{md.nsteps}"}))
@@ -197,11 +198,6 @@ def train_student(
     return int(trainer.global_step)
 
 
-def agreement(student: LAM, frames: Sequence[ase.Atoms], head: str) -> dict[str, float | int | None]:
-    """Student-vs-teacher errors on teacher-labelled frames (eV/atom, eV/Å, eV/Å^3)."""
-    return error_metrics(predict(student, frames, head))
-
-
 def speed_us_per_atom(model: LAM, head: str, atoms: ase.Atoms, dtype: str, repeats: int = 5) -> float:
     """Median wall time of one energy + forces call through ``LAMCalculator``, µs per atom."""
     calc = LAMCalculator(model, head=head, dtype=dtype)
@@ -230,14 +226,16 @@ def explore(
 ) -> tuple[list[ase.Atoms], list[ase.Atoms]]:
     """This round's (teacher-driven, student-driven) frames, labelled by the teacher."""
     seed = options.seed * 1000 + round_index * 100
+    # a start is kept once (round 1, teacher): copies would leak between training and held-out frames
     by_teacher = [f for i, s in enumerate(starts)
-                  for f in run_md(s, teacher_calc, options, seed + i, f"r{round_index}-teacher-s{i}")]
+                  for f in run_md(s, teacher_calc, options, seed + i, f"r{round_index}-teacher-s{i}",
+                                  include_start=round_index == 1)]
     by_student = []
     if round_index > 1:
         student_calc = LAMCalculator(student, head=head, dtype=options.dtype)
         by_student = [f for i, s in enumerate(starts)
                       for f in run_md(s, student_calc, options, seed + 50 + i, f"r{round_index}-student-s{i}",
-                                      max_force=options.max_force)]
+                                      max_force=options.max_force, include_start=False)]
     return label_frames(by_teacher, teacher_calc), label_frames(by_student, teacher_calc)
 
 
@@ -249,7 +247,7 @@ def run_round(
     by_teacher, by_student = explore(round_index, starts, teacher_calc, student, head, options)
     new = by_teacher + by_student
     # the current student on frames it has never seen: where it goes wrong (DP-GEN's signal)
-    before = agreement(student, new, head) if round_index > 1 else None
+    before = error_metrics(predict(student, new, head)) if round_index > 1 else None
     train, held = split_holdout(new, options.holdout_fraction, options.seed + round_index)
     train_frames += train
     holdout += held
@@ -257,7 +255,7 @@ def run_round(
     record = {"round": round_index, "frames_teacher_md": len(by_teacher),
               "frames_student_md": len(by_student), "train_frames": len(train_frames),
               "holdout_frames": len(holdout), "steps": steps, "new_frames_before_training": before,
-              "holdout": agreement(student, holdout, head),
+              "holdout": error_metrics(predict(student, holdout, head)),  # student vs teacher
               "holdout_teacher_force_rms": force_rms(holdout)}  # eV/Å: the scale errors compare to
     return record
 

@@ -89,7 +89,7 @@ class EnergyForceStressLoss(nn.Module):
 
     def prefactors(self, decay: float) -> tuple[float, float, float]:
         """(energy, forces, stress) prefactors for ``decay = lr / lr0`` in [0, 1]."""
-        return tuple(lim + (start - lim) * decay for start, lim in zip(self.starts, self.limits))
+        return tuple(lim + (start - lim) * decay for start, lim in zip(self.starts, self.limits, strict=True))
 
     def forward(self, pred: Predictions, batch: object, decay: float = 1.0) -> LossTerms:
         """Loss of predictions against the labels of ``batch`` (an :class:`AtomicGraph` batch).
@@ -102,8 +102,11 @@ class EnergyForceStressLoss(nn.Module):
         n_graphs = pred.energy.shape[0]
         n_atoms = atoms_per_graph(batch, n_graphs).to(pred.energy.dtype)  # [B]
         energy = masked_mse((pred.energy - batch[keys.ENERGY]) / n_atoms, batch[keys.HAS_ENERGY])
-        atom_has_forces = batch[keys.HAS_FORCES][batch.batch] if getattr(batch, "batch", None) is not None \
+        atom_has_forces = (
+            batch[keys.HAS_FORCES][batch.batch]
+            if getattr(batch, "batch", None) is not None
             else batch[keys.HAS_FORCES].expand(pred.forces.shape[0])
+        )
         forces = masked_mse(pred.forces - batch[keys.FORCES], atom_has_forces)
         stress = energy.new_zeros(())
         if self.uses_stress:

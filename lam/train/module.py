@@ -49,8 +49,9 @@ def build_model(model: LAM | str | LAMConfig, heads: list[str] | None) -> LAM:
         return model
     config = preset(model) if isinstance(model, str) else model
     if heads:
-        config = LAMConfig(descriptor=config.descriptor, head=config.head,
-                           heads=tuple(head_spec(h) for h in heads))
+        config = LAMConfig(
+            descriptor=config.descriptor, head=config.head, heads=tuple(head_spec(h) for h in heads)
+        )
     return LAM(config)
 
 
@@ -68,11 +69,14 @@ class HeadMetrics(nn.Module):
         n_atoms = atoms_per_graph(batch, pred.energy.shape[0]).to(pred.energy.dtype)
         has_e, has_s = batch[keys.HAS_ENERGY], batch[keys.HAS_STRESS]
         has_f = batch[keys.HAS_FORCES][batch.batch]
-        self.energy_mae_per_atom.update((pred.energy / n_atoms)[has_e].detach(),
-                                        (batch[keys.ENERGY] / n_atoms)[has_e])
+        self.energy_mae_per_atom.update(
+            (pred.energy / n_atoms)[has_e].detach(), (batch[keys.ENERGY] / n_atoms)[has_e]
+        )
         self.force_rmse.update(pred.forces[has_f].detach().flatten(), batch[keys.FORCES][has_f].flatten())
         if pred.stress is not None:
-            self.stress_rmse.update(pred.stress[has_s].detach().flatten(), batch[keys.STRESS][has_s].flatten())
+            self.stress_rmse.update(
+                pred.stress[has_s].detach().flatten(), batch[keys.STRESS][has_s].flatten()
+            )
 
     def compute_and_reset(self) -> dict[str, float]:
         """Synced values of the metrics that saw labels (a metric with none computes to NaN)."""
@@ -101,8 +105,7 @@ class LAMTask(pl.LightningModule):
         trainable: ``"all"`` parameters, or only the fitting ``"heads"`` (frozen descriptor).
         dtype: floating dtype of the model; batches are cast to it.
         fit_energy_references: before step 0 of a fresh run, set each head's per-element energy
-            references by least squares on its training frames, and its energy scale to the RMS
-            per-atom residual of that fit.
+            references by least squares on its training frames, and its energy scale to their force RMS.
     """
 
     def __init__(
@@ -122,8 +125,9 @@ class LAMTask(pl.LightningModule):
         if trainable not in ("all", "heads"):
             raise ValueError(f"trainable must be 'all' or 'heads', got {trainable!r}")
         # checkpoints are loaded with weights_only=True: keep hyperparameters to plain values
-        self.save_hyperparameters(ignore=["model", "loss", "lr_schedule"] if isinstance(model, LAM)
-                                  else ["loss", "lr_schedule"])
+        self.save_hyperparameters(
+            ignore=["model", "loss", "lr_schedule"] if isinstance(model, LAM) else ["loss", "lr_schedule"]
+        )
         self.model = build_model(model, heads).to(DTYPES[dtype])
         self.loss_fn = loss if loss is not None else EnergyForceStressLoss()
         self.lr, self.weight_decay, self.ema_decay = lr, weight_decay, ema_decay
@@ -152,19 +156,23 @@ class LAMTask(pl.LightningModule):
     def on_fit_start(self) -> None:
         """Fit the per-head energy references on a fresh run (a resumed one has them in its checkpoint)."""
         datamodule = getattr(self.trainer, "datamodule", None)
-        if self.fit_energy_references and self.trainer.ckpt_path is None and hasattr(datamodule, "head_statistics"):
+        if (
+            self.fit_energy_references
+            and self.trainer.ckpt_path is None
+            and hasattr(datamodule, "head_statistics")
+        ):
             self.set_head_statistics(datamodule.head_statistics())
 
     def set_head_statistics(self, stats: dict[str, dict[str, Any]]) -> None:
-        """Per head: references by least squares on ``numbers``/``energy``; scale = RMS residual per atom."""
+        """Per head: references by least squares on ``numbers``/``energy``, scale from ``force_rms``."""
         for head, head_stats in stats.items():
             labelled = ~np.isnan(head_stats["energy"])
             if labelled.any():
-                numbers = [n for n, keep in zip(head_stats["numbers"], labelled) if keep]
+                numbers = [n for n, keep in zip(head_stats["numbers"], labelled, strict=True) if keep]
                 fit = fit_per_element(numbers, head_stats["energy"][labelled])
                 self.model.heads[head].set_energy_references(fit.references)
-                # the learned part of E starts at about the size of what the references leave over
-                self.model.heads[head].energy_scale.fill_(max(fit.rms_residual_per_atom, 1e-3))
+            if head_stats.get("force_rms"):  # forces are what the learned part must first reproduce
+                self.model.heads[head].energy_scale.fill_(float(head_stats["force_rms"]))
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Cast floating fields of the batch to the model's dtype."""
@@ -174,8 +182,9 @@ class LAMTask(pl.LightningModule):
     # ---- steps ---------------------------------------------------------------------------------
     def _predict(self, batch: Any, stress: bool, create_graph: bool | None = None) -> tuple[str, Predictions]:
         head = batch[keys.HEAD][0]
-        return head, self.model(batch, head=head, compute_forces=True, compute_stress=stress,
-                                create_graph=create_graph)
+        return head, self.model(
+            batch, head=head, compute_forces=True, compute_stress=stress, create_graph=create_graph
+        )
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         """Loss of one homogeneous-head batch, prefactors from the LR decay at this step."""
@@ -200,8 +209,9 @@ class LAMTask(pl.LightningModule):
     def on_validation_start(self) -> None:
         """Forces need autograd, which ``torch.inference_mode`` forbids."""
         if torch.is_inference_mode_enabled():
-            raise RuntimeError("LAMTask validation computes forces by autograd: build the Trainer with "
-                               "inference_mode=False")
+            raise RuntimeError(
+                "LAMTask validation computes forces by autograd: build the Trainer with inference_mode=False"
+            )
 
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         """Accumulate the head's metrics (energy per atom, forces, stress) on held-out frames."""

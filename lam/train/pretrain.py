@@ -24,7 +24,13 @@ from lam.train.callbacks import ExportModel, NaNLossGuard
 from lam.train.module import LAMTask
 
 # Trainer arguments that pretrain() owns (run folder, callbacks, loggers) or that LAMTask needs fixed.
-_MANAGED_TRAINER_ARGS = {"callbacks", "logger", "default_root_dir", "inference_mode", "use_distributed_sampler"}
+_MANAGED_TRAINER_ARGS = {
+    "callbacks",
+    "logger",
+    "default_root_dir",
+    "inference_mode",
+    "use_distributed_sampler",
+}
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 
@@ -58,22 +64,37 @@ def _loggers(run_dir: Path, wandb: Literal["offline", "online", "disabled"], nam
     if wandb != "disabled":
         from lightning.pytorch.loggers import WandbLogger
 
-        os.environ.setdefault("WANDB_MODE", wandb)  # offline unless the user asked for online
-        loggers.append(WandbLogger(project="lam", name=name, save_dir=str(run_dir), offline=wandb == "offline"))
+        os.environ["WANDB_MODE"] = wandb  # the explicit choice wins over the environment
+        loggers.append(
+            WandbLogger(project="lam", name=name, save_dir=str(run_dir), offline=wandb == "offline")
+        )
     return loggers
 
 
 def build_trainer(
-    trainer_args: dict[str, Any], run_dir: Path, export_dir: Path, overwrite: bool,
-    checkpoint_every: int, wandb: Literal["offline", "online", "disabled"], name: str,
+    trainer_args: dict[str, Any],
+    run_dir: Path,
+    export_dir: Path,
+    overwrite: bool,
+    checkpoint_every: int,
+    wandb: Literal["offline", "online", "disabled"],
+    name: str,
 ) -> pl.Trainer:
     """A Trainer with lam's checkpointing (``last.ckpt``), NaN guard, export and loggers."""
-    checkpoint = ModelCheckpoint(dirpath=run_dir / CHECKPOINT_DIR, save_last=True, save_top_k=0,
-                                 every_n_train_steps=checkpoint_every)
-    callbacks = [NaNLossGuard(), ExportModel(export_dir, overwrite), checkpoint,
-                 LearningRateMonitor(logging_interval="step")]
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / CHECKPOINT_DIR, save_last=True, save_top_k=0, every_n_train_steps=checkpoint_every
+    )
+    callbacks = [
+        NaNLossGuard(),
+        ExportModel(export_dir, overwrite),
+        checkpoint,
+        LearningRateMonitor(logging_interval="step"),
+    ]
     return pl.Trainer(
-        **trainer_args, callbacks=callbacks, logger=_loggers(run_dir, wandb, name), default_root_dir=run_dir,
+        **trainer_args,
+        callbacks=callbacks,
+        logger=_loggers(run_dir, wandb, name),
+        default_root_dir=run_dir,
         inference_mode=False,  # forces in validation need autograd
         use_distributed_sampler=False,  # MultiTaskBatchSampler shards the data itself
     )
@@ -87,8 +108,10 @@ def _resume_checkpoint(run_dir: Path, resume: bool, overwrite: bool) -> Path | N
     if resume:
         return last
     if not overwrite:
-        raise FileExistsError(f"{run_dir} holds checkpoints of an earlier run; pass resume=True to continue it "
-                              "or overwrite=True to start afresh")
+        raise FileExistsError(
+            f"{run_dir} holds checkpoints of an earlier run; pass resume=True to continue it "
+            "or overwrite=True to start afresh"
+        )
     last.unlink()
     return None
 
@@ -144,8 +167,14 @@ def collect_metrics(trainer: pl.Trainer, data: MultiTaskDataModule) -> dict[str,
     logged = {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
     heads = {}
     for head in data.heads:
-        values = {key.split("/")[-1]: value for key, value in logged.items() if key.startswith(f"val/{head}/")}
-        heads[head] = {**values, "train_frames": len(data.train_sets[head]), "val_frames": len(data.val_sets[head])}
+        values = {
+            key.split("/")[-1]: value for key, value in logged.items() if key.startswith(f"val/{head}/")
+        }
+        heads[head] = {
+            **values,
+            "train_frames": len(data.train_sets[head]),
+            "val_frames": len(data.val_sets[head]),
+        }
     return {"steps": int(trainer.global_step), "heads": heads}
 
 
@@ -158,39 +187,70 @@ def _dataset_license(name: str) -> str:
         return "see the data source"
 
 
+def _card_row(spec: Any, metrics: dict[str, float]) -> str:
+    """One markdown table row: head, level of theory, split sizes, errors in meV/atom, meV/Å, MPa."""
+
+    def value(key: str, scale: float) -> str:
+        return f"{metrics[key] * scale:.1f}" if key in metrics else "–"
+
+    return (
+        f"| `{spec.name}` | {spec.level_of_theory} | {metrics.get('train_frames', '–')} / "
+        f"{metrics.get('val_frames', '–')} | {value('energy_mae_per_atom', 1e3)} "
+        f"| {value('force_rmse', 1e3)} "
+        f"| {value('stress_rmse', 160.21766e3)} |"  # eV/Å^3 -> MPa
+    )
+
+
 def pretrained_card(model: Any, metrics: dict[str, Any], recipe: str) -> str:
-    """``README.md`` of a pretrained model: YAML metadata, heads, levels of theory, held-out metrics, licenses."""
+    """``README.md`` of a pretrained model: metadata, heads, levels of theory, held-out errors, licenses."""
     import yaml
 
     heads = model.config.heads
-    meta = {"library_name": "lam", "tags": ["interatomic-potential", "lam", "dpa2", "multi-task"],
-            "datasets": sorted({d for h in heads for d in h.datasets}), "license": "other",
-            "lam_pretraining": {"recipe": recipe, "steps": metrics["steps"], "heads": [h.name for h in heads]}}
-    rows, licenses = [], []
-    for spec in heads:
-        m = metrics["heads"].get(spec.name, {})
-        fmt = lambda key, scale: f"{m[key] * scale:.1f}" if key in m else "–"  # noqa: E731
-        rows.append(f"| `{spec.name}` | {spec.level_of_theory} | {m.get('train_frames', '–')} / "
-                    f"{m.get('val_frames', '–')} | {fmt('energy_mae_per_atom', 1000)} | {fmt('force_rmse', 1000)} "
-                    f"| {fmt('stress_rmse', 160.21766 * 1000)} |")
-        licenses.extend(f"- `{d}`: {_dataset_license(d)}" for d in spec.datasets)
+    meta = {
+        "library_name": "lam",
+        "tags": ["interatomic-potential", "lam", "dpa2", "multi-task"],
+        "datasets": sorted({d for h in heads for d in h.datasets}),
+        "license": "other",
+        "lam_pretraining": {"recipe": recipe, "steps": metrics["steps"], "heads": [h.name for h in heads]},
+    }
+    rows = [_card_row(spec, metrics["heads"].get(spec.name, {})) for spec in heads]
+    licenses = [f"- `{d}`: {_dataset_license(d)}" for spec in heads for d in spec.datasets]
     descriptor = model.config.descriptor
-    return "\n".join([
-        "---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(), "---", "",
-        "# Pretrained multi-head large atomic model", "",
-        f"A `{descriptor.kind}` descriptor (cutoff {model.cutoff} Å) shared by {len(heads)} fitting heads, one per "
-        f"dataset / level of theory (DPA-2-style multi-task pretraining), trained for {metrics['steps']} steps "
-        f"with the recipe `{recipe}`. Pick the head whose level of theory matches your data, or fine-tune "
-        "(`lam finetune --from <this model> --data FILE --head auto`).", "",
-        "## Heads and held-out errors", "",
-        "Errors on frames held out of training (seeded split, EMA weights).", "",
-        "| head | level of theory | train / val frames | energy MAE (meV/atom) | force RMSE (meV/Å) | "
-        "stress RMSE (MPa) |", "|---|---|---|---|---|---|", *rows, "",
-        "## Limitations", "",
-        "A small model trained briefly on a few thousand frames on CPU: a starting point for fine-tuning, "
-        "not a production potential. Energies of different heads are on different absolute scales "
-        "(different functionals and codes) and must not be mixed.", "",
-        "## Licenses of the training data", "",
-        "The weights are derived from the datasets below; their terms apply to uses of this model.", "",
-        *licenses, "",
-    ])
+    return "\n".join(
+        [
+            "---",
+            yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(),
+            "---",
+            "",
+            "# Pretrained multi-head large atomic model",
+            "",
+            f"A `{descriptor.kind}` descriptor (cutoff {model.cutoff} Å) shared by {len(heads)} fitting "
+            "heads, one per dataset / level of theory (DPA-2-style multi-task pretraining), trained for "
+            f"{metrics['steps']} steps with the recipe `{recipe}`. Pick the head whose level of theory "
+            "matches your data, or fine-tune "
+            "(`lam finetune --from <this model> --data FILE --head auto`).",
+            "",
+            "## Heads and held-out errors",
+            "",
+            "Errors on frames held out of training (seeded split, EMA weights).",
+            "",
+            "| head | level of theory | train / val frames | energy MAE (meV/atom) | force RMSE (meV/Å) | "
+            "stress RMSE (MPa) |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "## Limitations",
+            "",
+            "A small model trained briefly on a few thousand frames on CPU: a starting point for "
+            "fine-tuning, "
+            "not a production potential. Energies of different heads are on different absolute scales "
+            "(different functionals and codes) and must not be mixed.",
+            "",
+            "## Licenses of the training data",
+            "",
+            "The weights are derived from the datasets below; their terms apply to uses of this model.",
+            "",
+            *licenses,
+            "",
+        ]
+    )

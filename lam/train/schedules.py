@@ -37,8 +37,10 @@ class LRSchedule:
         if not 0.0 < self.final_ratio <= 1.0:
             raise ValueError(f"lr schedule final_ratio {self.final_ratio}: must be in (0, 1]")
         if self.warmup_steps < 0 or self.decay_steps < 1:
-            raise ValueError(f"lr schedule: warmup_steps {self.warmup_steps} must be >= 0 and "
-                             f"decay_steps {self.decay_steps} >= 1")
+            raise ValueError(
+                f"lr schedule: warmup_steps {self.warmup_steps} must be >= 0 and "
+                f"decay_steps {self.decay_steps} >= 1"
+            )
 
     def decay(self, step: int) -> float:
         """The decay factor ``lr / lr0`` ignoring warmup (1 at the end of warmup), in (0, 1]."""

@@ -40,7 +40,9 @@ def test_probabilities_from_sizes_temperature_and_weights():
     assert dataset_probabilities(sizes, 2.0) == pytest.approx({"big": 0.75, "small": 0.25})  # 30:10
     flat = dataset_probabilities(sizes, 1e6)
     assert flat["big"] == pytest.approx(0.5, abs=1e-4)
-    assert dataset_probabilities(sizes, weights={"big": 1, "small": 3}) == pytest.approx({"big": 0.25, "small": 0.75})
+    assert dataset_probabilities(sizes, weights={"big": 1, "small": 3}) == pytest.approx(
+        {"big": 0.25, "small": 0.75}
+    )
     with pytest.raises(ValueError, match="missing \\['small'\\]"):
         dataset_probabilities(sizes, weights={"big": 1})
     with pytest.raises(ValueError, match="temperature"):
@@ -78,7 +80,9 @@ def test_order_is_a_function_of_the_step_so_resume_is_exact():
 
 
 def test_ddp_ranks_share_the_dataset_and_split_the_global_batch():
-    ranks = [MultiTaskBatchSampler([40, 40], [0.5, 0.5], 2, 20, seed=3, rank=r, world_size=2) for r in range(2)]
+    ranks = [
+        MultiTaskBatchSampler([40, 40], [0.5, 0.5], 2, 20, seed=3, rank=r, world_size=2) for r in range(2)
+    ]
     single = MultiTaskBatchSampler([40, 40], [0.5, 0.5], 4, 20, seed=3)
     for step in range(20):
         batch0, batch1 = ranks[0].batch(step), ranks[1].batch(step)
@@ -88,8 +92,14 @@ def test_ddp_ranks_share_the_dataset_and_split_the_global_batch():
 
 @pytest.fixture(scope="module")
 def datamodule():
-    dm = MultiTaskDataModule({"cu": emt_frames("Cu", 12, 0), "al": emt_frames("Al", 8, 1, stress=False)},
-                             batch_size=3, val_fraction=0.25, seed=0, cutoff=4.0, steps_per_epoch=6)
+    dm = MultiTaskDataModule(
+        {"cu": emt_frames("Cu", 12, 0), "al": emt_frames("Al", 8, 1, stress=False)},
+        batch_size=3,
+        val_fraction=0.25,
+        seed=0,
+        cutoff=4.0,
+        steps_per_epoch=6,
+    )
     dm.setup()
     return dm
 
@@ -110,8 +120,9 @@ def test_split_loaders_and_statistics(datamodule):
     assert [set(next(iter(loader))[keys.HEAD]) for loader in val] == [{"cu"}, {"al"}]
     stats = datamodule.head_statistics()
     expected = [f.get_potential_energy() for f in emt_frames("Cu", 12, 0)]
-    assert sorted(stats["cu"]["energy"]) == pytest.approx(sorted(np.array(expected)[
-        [int(i.split("#")[1]) for i in train_ids]]))
+    assert sorted(stats["cu"]["energy"]) == pytest.approx(
+        sorted(np.array(expected)[[int(i.split("#")[1]) for i in train_ids]])
+    )
     assert all(len(n) == 4 for n in stats["cu"]["numbers"]) and stats["al"]["force_rms"] > 0
 
 

@@ -62,12 +62,13 @@ def distilled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
 def test_student_folder_loads_without_the_teacher(distilled: tuple[Path, Path, dict]) -> None:
     teacher_dir, out, _ = distilled
     student = LAM.from_pretrained(out)
-    assert student.config.descriptor.kind == "se_e2_a"
+    assert student.config.descriptor.kind == "two_body"
     assert list(student.heads) == ["pbe"]
     # exactly a student's weights: nothing of the frozen teacher was saved with it
     fresh = LAM(dataclasses.replace(preset("student"), heads=(HeadSpec("pbe"),)))
     assert set(student.state_dict()) == set(fresh.state_dict())
-    teacher_descriptor = {k for k in LAM.from_pretrained(teacher_dir).state_dict() if k.startswith("descriptor.")}
+    teacher_weights = LAM.from_pretrained(teacher_dir).state_dict()
+    teacher_descriptor = {k for k in teacher_weights if k.startswith("descriptor.")}
     assert not set(student.state_dict()) & teacher_descriptor
     for name in ("config.json", "model.safetensors", "README.md", "distill.json", "agreement.png"):
         assert (out / name).is_file(), name
@@ -91,6 +92,8 @@ def test_report_shows_rounds_agreement_improving_and_speed(distilled: tuple[Path
     first, last = report["rounds"][0], report["rounds"][-1]
     assert [r["round"] for r in report["rounds"]] == [1, 2]
     assert first["frames_student_md"] == 0 and last["frames_student_md"] > 0  # the student drove MD
+    # 2 starts x (12 / 2 + 1) frames; later rounds do not sample the starts again (no train/held-out copies)
+    assert (first["frames_teacher_md"], last["frames_teacher_md"]) == (14, 12)
     assert last["new_frames_before_training"]["force_rmse"] > 0
     assert last["train_frames"] > first["train_frames"] and last["holdout_frames"] > first["holdout_frames"]
     assert last["holdout"]["force_rmse"] < first["holdout"]["force_rmse"]
@@ -121,8 +124,8 @@ def test_existing_model_refused_without_overwrite(distilled: tuple[Path, Path, d
     ase.io.write(structures, starts())
     with pytest.raises(FileExistsError, match="overwrite"):
         auto_cli(distill_command.COMMANDS, as_positional=True, args=[
-            "distill", "--config", str(RECIPE), "--teacher", str(teacher_dir), "--structures", str(structures),
-            "--out", str(out)])
+            "distill", "--config", str(RECIPE), "--teacher", str(teacher_dir),
+            "--structures", str(structures), "--out", str(out)])
     assert (out / "model.safetensors").read_bytes() == before
 
 
@@ -131,9 +134,12 @@ def test_student_md_stops_where_forces_run_away() -> None:
     model = LAM(preset("student")).double()
     model.heads["default"].energy_scale.fill_(1e4)  # a wild PES
     calc = LAMCalculator(model)
-    frames = run_md(periodic_alloy(repeat=1), calc, FAST, seed=0, name="s", max_force=1e-3)
-    assert len(frames) == 1 and frames[0].info["frame_id"] == "s-step0"
+    frames = run_md(periodic_alloy(repeat=1), calc, FAST, seed=0, name="s", max_force=1e-3,
+                    include_start=False)
+    assert len(frames) == 1 and frames[0].info["frame_id"] == "s-step0"  # the runaway frame is kept
     assert frames[0].calc is None  # geometry only, for the teacher to label
+    calm = run_md(periodic_alloy(repeat=1), calc, FAST, seed=0, name="s", include_start=False)
+    assert [f.info["frame_id"] for f in calm] == [f"s-step{n}" for n in range(2, 13, 2)]
 
 
 def test_labels_stress_only_for_bulk_cells() -> None:

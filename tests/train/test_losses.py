@@ -16,9 +16,9 @@ from lam.train.schedules import LRSchedule
 
 
 def _graph(atoms, energy=None, forces=None, stress=None):
-    atoms.calc = SinglePointCalculator(atoms, **{k: v for k, v in
-                                                 dict(energy=energy, forces=forces, stress=stress).items()
-                                                 if v is not None})
+    atoms.calc = SinglePointCalculator(
+        atoms, **{k: v for k, v in dict(energy=energy, forces=forces, stress=stress).items() if v is not None}
+    )
     return AtomicGraph.from_atoms(atoms, cutoff=3.0)
 
 
@@ -33,9 +33,12 @@ def batch():
 
 
 def _pred(energy, forces, stress):
-    return Predictions(energy=torch.tensor(energy, dtype=torch.float64), node_energy=torch.zeros(5),
-                       forces=torch.tensor(forces, dtype=torch.float64),
-                       stress=torch.tensor(stress, dtype=torch.float64))
+    return Predictions(
+        energy=torch.tensor(energy, dtype=torch.float64),
+        node_energy=torch.zeros(5),
+        forces=torch.tensor(forces, dtype=torch.float64),
+        stress=torch.tensor(stress, dtype=torch.float64),
+    )
 
 
 def test_terms_are_masked_and_per_atom(batch):
@@ -56,8 +59,12 @@ def test_missing_labels_contribute_nothing_but_keep_the_graph(batch):
     batch.has_energy[:] = False
     batch.has_stress[:] = False
     energy = torch.tensor([5.0, 6.0], dtype=torch.float64, requires_grad=True)
-    pred = Predictions(energy=energy, node_energy=torch.zeros(5), forces=torch.zeros(5, 3, dtype=torch.float64),
-                       stress=torch.zeros(2, 3, 3, dtype=torch.float64))
+    pred = Predictions(
+        energy=energy,
+        node_energy=torch.zeros(5),
+        forces=torch.zeros(5, 3, dtype=torch.float64),
+        stress=torch.zeros(2, 3, 3, dtype=torch.float64),
+    )
     terms = EnergyForceStressLoss(1.0, 1.0, 0.0, 0.0, 1.0, 1.0)(pred, batch)
     assert float(terms.total) == 0.0
     terms.total.backward()  # connected to the prediction with a zero gradient

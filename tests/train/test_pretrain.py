@@ -1,5 +1,6 @@
 """Pretraining from a recipe: recipe validation, export, and exact resume after the process is killed."""
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -48,19 +49,23 @@ def recipe(tmp_path_factory) -> Path:
         ase.io.write(folder / f"{symbol}.extxyz", emt_frames(symbol, 10, seed))
     text = (REPO / "recipes" / "pretrain_tiny.yaml").read_text()
     head, _, _ = text.partition("\ndata:\n")
-    head = head.replace("max_steps: 4000", "max_steps: 6").replace("ema_decay: 0.99", "ema_decay: 0.5")
-    head = head.replace("warmup_steps: 50", "warmup_steps: 2").replace("decay_steps: 4000", "decay_steps: 6")
+    for key, value in {"max_steps": 6, "ema_decay": 0.5, "warmup_steps": 2, "decay_steps": 6, "lr": 0.002}.items():
+        head = re.sub(rf"(\n *{key}): [^\n]*", rf"\1: {value}", head)
     path = folder / "recipe.yaml"
-    path.write_text(head + "\n" + textwrap.dedent(f"""\
+    path.write_text(
+        head
+        + "\n"
+        + textwrap.dedent(f"""\
         data:
           datasets:
-            cu: {folder / 'Cu.extxyz'}
-            al: {folder / 'Al.extxyz'}
+            cu: {folder / "Cu.extxyz"}
+            al: {folder / "Al.extxyz"}
           batch_size: 2
           val_fraction: 0.2
           cutoff: 5.0
           steps_per_epoch: 4
-        """))
+        """)
+    )
     return path
 
 
@@ -70,7 +75,9 @@ def test_shipped_recipes_parse_and_unknown_keys_are_named(tmp_path):
         assert cfg.model.heads == list(cfg.data.datasets)  # one head per dataset
         assert not {"water_deepmd_example", "mapbi3_scan", "ta_snap_pbe"} & set(cfg.data.datasets)
     bad = tmp_path / "bad.yaml"
-    bad.write_text((REPO / "recipes" / "pretrain_tiny.yaml").read_text().replace("  lr: ", "  learning_rat: 1\n  lr: "))
+    bad.write_text(
+        (REPO / "recipes" / "pretrain_tiny.yaml").read_text().replace("  lr: ", "  learning_rat: 1\n  lr: ")
+    )
     with pytest.raises(ValueError, match="learning_rat"):
         read_recipe(bad)
 
@@ -120,11 +127,17 @@ def test_killed_run_resumes_to_the_same_weights(recipe, tmp_path):
 
 def test_export_writes_model_card_metrics_and_refuses_to_overwrite(recipe, tmp_path):
     out = pretrain(recipe, max_steps=2, run_dir=tmp_path / "run", wandb="offline")
-    assert {p.name for p in out.iterdir()} >= {"config.json", "model.safetensors", "README.md", "metrics.json"}
+    assert {p.name for p in out.iterdir()} >= {
+        "config.json",
+        "model.safetensors",
+        "README.md",
+        "metrics.json",
+    }
     model = LAM.from_pretrained(out)
     assert list(model.heads) == ["cu", "al"]
     assert model.heads["cu"].energy_references()[29] == pytest.approx(
-        np.mean([a.get_potential_energy() / 4 for a in emt_frames("Cu", 10, 0)]), abs=0.05)
+        np.mean([a.get_potential_energy() / 4 for a in emt_frames("Cu", 10, 0)]), abs=0.05
+    )
     card = (out / "README.md").read_text()
     assert "| `cu` |" in card and "| `al` |" in card
     assert (tmp_path / "run" / "csv").is_dir() and (tmp_path / "run" / "wandb").is_dir()  # wandb offline
