@@ -61,8 +61,8 @@ def normalize_argv(argv: list[str], tree: dict[str, Any]) -> list[str]:
     return completed
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``lam`` console script."""
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the ``lam`` console script; returns what the subcommand returned."""
     tree = components()
     args = normalize_argv(list(sys.argv[1:] if argv is None else argv), tree)
-    auto_cli(tree, args=args, as_positional=True)
+    return auto_cli(tree, args=args, as_positional=True)

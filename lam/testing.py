@@ -128,7 +128,9 @@ class ModelPhysicsTests:
             ref, out = predict(model, [atoms]), predict(model, [moved])
             assert abs(float((ref.energy - out.energy).detach())) < self.tol.invariance * len(atoms)
             rotated_forces = ref.forces.detach().numpy() @ rotation.T
-            np.testing.assert_allclose(out.forces.detach().numpy(), rotated_forces, atol=self.tol.invariance * 10)
+            np.testing.assert_allclose(
+                out.forces.detach().numpy(), rotated_forces, atol=self.tol.invariance * 10
+            )
 
     def test_permutation_invariance(self) -> None:
         """Reordering atoms permutes forces and leaves the energy unchanged."""
@@ -170,7 +172,12 @@ class ModelPhysicsTests:
                 strained.set_cell(atoms.cell.array @ strain, scale_atoms=True)
                 energies.append(energy_of(model, strained))
             numeric = (energies[0] - energies[1]) / (2 * h) / atoms.get_volume()
-            assert abs(numeric - stress[i, j]) < self.tol.finite_difference_stress, (i, j, numeric, stress[i, j])
+            assert abs(numeric - stress[i, j]) < self.tol.finite_difference_stress, (
+                i,
+                j,
+                numeric,
+                stress[i, j],
+            )
 
     def test_supercell_is_extensive(self) -> None:
         """A 2x1x2 supercell has 4x the energy and the same per-atom forces."""
@@ -205,9 +212,13 @@ class ModelPhysicsTests:
             alone = predict(model, [atoms], stress=True)
             assert abs(float((batched.energy[k] - alone.energy[0]).detach())) < 1e-9 * len(atoms)
             np.testing.assert_allclose(
-                batched.forces[start : start + len(atoms)].detach().numpy(), alone.forces.detach().numpy(), atol=1e-9
+                batched.forces[start : start + len(atoms)].detach().numpy(),
+                alone.forces.detach().numpy(),
+                atol=1e-9,
             )
-            np.testing.assert_allclose(batched.stress[k].detach().numpy(), alone.stress[0].detach().numpy(), atol=1e-10)
+            np.testing.assert_allclose(
+                batched.stress[k].detach().numpy(), alone.stress[0].detach().numpy(), atol=1e-10
+            )
             start += len(atoms)
 
     def test_no_gradient_leaks_between_frames(self) -> None:

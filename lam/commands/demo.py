@@ -40,17 +40,23 @@ def demo(
     from lam.train.finetune import FinetuneOptions, finetune
 
     card = get_card(dataset)
-    print(f"dataset {card.name}: {card.frame_count} frames, {card.level_of_theory.get('functional')} "
-          f"({card.level_of_theory.get('code')}); license {card.license}")
+    print(
+        f"dataset {card.name}: {card.frame_count} frames, {card.level_of_theory.get('functional')} "
+        f"({card.level_of_theory.get('code')}); license {card.license}"
+    )
     table = load_registered(dataset)
     order = np.random.default_rng(seed).permutation(len(table))
     if n_train + n_test > len(order):
         raise ValueError(f"{dataset} has {len(order)} frames; asked for {n_train} + {n_test}")
     frames = [row_to_atoms(table[int(i)]) for i in order[: n_train + n_test]]
-    options = FinetuneOptions(head="auto", max_steps=max_steps, seed=seed, val_fraction=0.15, test_fraction=0.0)
+    options = FinetuneOptions(
+        head="auto", max_steps=max_steps, seed=seed, val_fraction=0.15, test_fraction=0.0
+    )
     result = finetune(model, frames[:n_train], out, options, dataset, frames[n_train:], overwrite)
     print(f"\nzero-shot, after the energy-reference refit (head {result.prepared.parent_head!r}):")
-    print(format_table(result.step0_test) if getattr(result, "step0_test", None) else format_table(result.step0))
+    print(
+        format_table(result.step0_test) if getattr(result, "step0_test", None) else format_table(result.step0)
+    )
     print(f"\nfine-tuned, {result.steps} steps on {n_train} frames:")
     print(format_table(result.test))
     print(f"\nmodel saved in {out}/ (config.json, model.safetensors, README.md)")

@@ -1,8 +1,7 @@
 """``lam pretrain | finetune | eval | change-bias``: training, fine-tuning and evaluation commands.
 
-``lam finetune --from MODEL`` and dashed flags (``--max-steps``) are spelled the way users type them;
-:func:`normalize_argv` maps them to the parameter names jsonargparse derives from the signatures
-(``from`` is a Python keyword, and jsonargparse only knows ``--max_steps``).
+``lam finetune --from MODEL`` and dashed flags (``--max-steps``) work through :func:`lam.cli.normalize_argv`
+(``from`` is a Python keyword: the parameter is ``model``).
 """
 
 from __future__ import annotations
@@ -10,35 +9,7 @@ from __future__ import annotations
 import json as json_module
 import sys
 from pathlib import Path
-from typing import Literal, get_type_hints
-
-FLAG_ALIASES = {"--from": "--model"}
-
-
-def normalize_argv(argv: list[str]) -> list[str]:
-    """Spell flags the way jsonargparse expects them; values are left alone.
-
-    ``--from`` -> ``--model``; ``--some-flag[=v]`` -> ``--some_flag[=v]``; a bare boolean flag of a
-    training command (``--json``, ``--overwrite``) -> ``--json true``.
-    """
-    normalized = []
-    for token in argv:
-        if token.startswith("--") and len(token) > 2:
-            flag, eq, value = token.partition("=")
-            flag = FLAG_ALIASES.get(flag, flag)
-            token = flag[:2] + flag[2:].replace("-", "_") + eq + value
-        normalized.append(token)
-    command = COMMANDS.get(normalized[0]) if normalized else None
-    if command is None:
-        return normalized
-    flags = {f"--{name}" for name, kind in get_type_hints(command).items() if kind is bool}
-    completed = []
-    for i, token in enumerate(normalized):
-        completed.append(token)
-        following = normalized[i + 1] if i + 1 < len(normalized) else "--"
-        if token in flags and following.startswith("--"):
-            completed.append("true")
-    return completed
+from typing import Literal
 
 
 def finetune(

@@ -266,8 +266,12 @@ class MultiTaskDataModule(pl.LightningDataModule):
         return loaders
 
     def head_statistics(self) -> dict[str, dict[str, Any]]:
-        """Per head, from the training split: ``numbers`` (per frame), ``energy`` [n] eV (NaN = unlabelled)
-        and ``force_rms`` (eV/Å)."""
+        """Per-head statistics of the training split.
+
+        Returns:
+            head -> ``numbers`` (per frame, [N_f] atomic numbers), ``energy`` ([n_frames] eV, NaN when
+            unlabelled) and ``force_rms`` (eV/Å, None without forces).
+        """
         self.setup()
         stats = {}
         for head, data in self.train_sets.items():

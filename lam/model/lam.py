@@ -83,8 +83,10 @@ class LAM(
         positions = batch[keys.POSITIONS]
         cell = batch[keys.CELL]
         n_atoms = positions.shape[0]
-        graph_index = batch.batch if getattr(batch, "batch", None) is not None else positions.new_zeros(
-            n_atoms, dtype=torch.long
+        graph_index = (
+            batch.batch
+            if getattr(batch, "batch", None) is not None
+            else positions.new_zeros(n_atoms, dtype=torch.long)
         )
         n_graphs = cell.shape[0]
         need_grad = compute_forces or compute_stress
@@ -107,7 +109,9 @@ class LAM(
             forces, virial, stress = derivatives(
                 energy, positions, displacement, cell, batch[keys.PBC], create_graph=keep
             )
-        return Predictions(energy=energy, node_energy=node_energy, forces=forces, virial=virial, stress=stress)
+        return Predictions(
+            energy=energy, node_energy=node_energy, forces=forces, virial=virial, stress=stress
+        )
 
     def isolated_features(self, atomic_numbers: Tensor, like: Tensor) -> Tensor:
         """Descriptor features of an isolated atom of each atom's element, [N, D] (one pass per element)."""
@@ -180,12 +184,19 @@ class LAM(
             if os.path.isdir(model_id):
                 path = Path(model_id) / filename
                 if not path.is_file():
-                    raise FileNotFoundError(f"{model_id}: no {filename} (a lam model folder holds "
-                                            f"{CONFIG_FILE} and {WEIGHTS_FILE})")
+                    raise FileNotFoundError(
+                        f"{model_id}: no {filename} (a lam model folder holds "
+                        f"{CONFIG_FILE} and {WEIGHTS_FILE})"
+                    )
                 return str(path)
             return hf_hub_download(
-                repo_id=model_id, filename=filename, revision=revision, cache_dir=cache_dir,
-                force_download=force_download, token=token, local_files_only=local_files_only,
+                repo_id=model_id,
+                filename=filename,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                token=token,
+                local_files_only=local_files_only,
             )
 
         config = model_kwargs.get("config")

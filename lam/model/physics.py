@@ -74,5 +74,7 @@ def derivatives(
     volume = torch.linalg.det(cell).abs()  # [B]
     periodic = pbc.any(dim=1) & (volume > 0)
     safe_volume = torch.where(periodic, volume, torch.ones_like(volume))
-    stress = torch.where(periodic[:, None, None], -virial / safe_volume[:, None, None], torch.zeros_like(virial))
+    stress = torch.where(
+        periodic[:, None, None], -virial / safe_volume[:, None, None], torch.zeros_like(virial)
+    )
     return forces, virial, stress

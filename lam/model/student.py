@@ -59,7 +59,9 @@ class StudentDescriptor(nn.Module):
         cfg = self.config
         edge_vectors = edge_vectors.to(self.type_embedding.table.weight.dtype)
         type_feats = self.type_embedding(atomic_numbers)  # t_i [N, T]
-        slots = dense_neighbors(edge_index, edge_vectors, atomic_numbers.shape[0], cfg.cutoff, cfg.max_neighbors)
+        slots = dense_neighbors(
+            edge_index, edge_vectors, atomic_numbers.shape[0], cfg.cutoff, cfg.max_neighbors
+        )
         return torch.cat([self.two_body(slots, atomic_numbers, type_feats), type_feats], dim=-1)
 
     @torch.no_grad()
@@ -67,5 +69,7 @@ class StudentDescriptor(nn.Module):
         """Fit the environment-matrix normalisation to training structures (call once before training)."""
         cfg = self.config
         edge_vectors = edge_vectors.to(self.type_embedding.table.weight.dtype)
-        slots = dense_neighbors(edge_index, edge_vectors, atomic_numbers.shape[0], cfg.cutoff, cfg.max_neighbors)
+        slots = dense_neighbors(
+            edge_index, edge_vectors, atomic_numbers.shape[0], cfg.cutoff, cfg.max_neighbors
+        )
         self.two_body.env.fit_std(slots.vectors, slots.mask, atomic_numbers, cfg.max_neighbors)

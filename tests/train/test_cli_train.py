@@ -12,9 +12,8 @@ import pytest
 import torch
 from ase.build import bulk
 from ase.calculators.emt import EMT
-from jsonargparse import auto_cli
 
-from lam.commands import train
+from lam.cli import components, main, normalize_argv
 from lam.hub.card import read_lineage
 from lam.hub.models import load_model
 from lam.model.config import HeadSpec, preset
@@ -24,8 +23,8 @@ torch.set_num_threads(1)
 
 
 def run(argv: list[str]) -> object:
-    """What ``lam`` does with these arguments (the training commands)."""
-    return auto_cli(train.COMMANDS, args=train.normalize_argv(argv), as_positional=True)
+    """What the ``lam`` console script does with these arguments."""
+    return main(argv)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_normalize_argv_spells_flags_for_jsonargparse() -> None:
     argv = ["finetune", "--from", "lam-mini", "--data", "x--y.xyz", "--max-steps=20", "--overwrite"]
-    assert train.normalize_argv(argv) == [
+    assert normalize_argv(argv, components()) == [
         "finetune",
         "--model",
         "lam-mini",
@@ -61,7 +60,8 @@ def test_normalize_argv_spells_flags_for_jsonargparse() -> None:
         "--overwrite",
         "true",
     ]
-    assert train.normalize_argv(["eval", "M", "D", "--json", "false"])[-2:] == ["--json", "false"]
+    assert normalize_argv(["eval", "M", "D", "--json", "false"], components())[-2:] == ["--json", "false"]
+    assert normalize_argv(["data", "convert", "a", "b", "--overwrite"], components())[-2:] == ["--overwrite", "true"]
 
 
 def test_finetune_then_eval_json(

@@ -1,5 +1,6 @@
 """Pretraining from a recipe: recipe validation, export, and exact resume after the process is killed."""
 
+import json
 import re
 import subprocess
 import sys
@@ -49,7 +50,13 @@ def recipe(tmp_path_factory) -> Path:
         ase.io.write(folder / f"{symbol}.extxyz", emt_frames(symbol, 10, seed))
     text = (REPO / "recipes" / "pretrain_tiny.yaml").read_text()
     head, _, _ = text.partition("\ndata:\n")
-    for key, value in {"max_steps": 6, "ema_decay": 0.5, "warmup_steps": 2, "decay_steps": 6, "lr": 0.002}.items():
+    for key, value in {
+        "max_steps": 6,
+        "ema_decay": 0.5,
+        "warmup_steps": 2,
+        "decay_steps": 6,
+        "lr": 0.002,
+    }.items():
         head = re.sub(rf"(\n *{key}): [^\n]*", rf"\1: {value}", head)
     path = folder / "recipe.yaml"
     path.write_text(
@@ -143,3 +150,18 @@ def test_export_writes_model_card_metrics_and_refuses_to_overwrite(recipe, tmp_p
     assert (tmp_path / "run" / "csv").is_dir() and (tmp_path / "run" / "wandb").is_dir()  # wandb offline
     with pytest.raises(FileExistsError, match="already holds a model"):
         pretrain(recipe, max_steps=2, run_dir=tmp_path / "run2", out=out, wandb="disabled")
+
+
+def test_builtin_lam_mini_matches_its_recipe():
+    from lam.hub.models import load_model
+
+    folder = REPO / "lam" / "resources" / "models" / "lam-mini"
+    model = load_model("lam-mini")
+    recipe = read_recipe(REPO / "recipes" / "pretrain_tiny.yaml")
+    assert list(model.heads) == recipe.model.heads  # one head per pretraining dataset
+    assert model.config.descriptor.kind == "dpa2"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert set(metrics["heads"]) == set(model.heads) and metrics["steps"] > 0
+    card = (folder / "README.md").read_text()
+    assert all(f"| `{head}` |" in card for head in model.heads) and "Licenses" in card
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 5_000_000  # a few MB at most
