@@ -93,7 +93,7 @@ def finetune(
         f"split {result.split_sizes}; {result.steps} steps"
     )
     if result.step0:
-        print("step 0 (after energy refit), validation:\n" + format_table(result.step0))
+        print("step 0 (after energy refit), on the test frames:\n" + format_table(result.step0))
     if result.test:
         print("test:\n" + format_table(result.test))
     print(f"saved {out}")

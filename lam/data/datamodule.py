@@ -18,6 +18,7 @@ import datasets
 import lightning.pytorch as pl
 import numpy as np
 from torch.utils.data import ConcatDataset, DataLoader, Sampler, Subset
+from torch_geometric.data import Batch
 from torch_geometric.loader.dataloader import Collater
 
 from lam.data.datasets import GraphDataset
@@ -264,6 +265,15 @@ class MultiTaskDataModule(pl.LightningDataModule):
                 )
             )
         return loaders
+
+    def statistics_batch(self, frames_per_head: int = 32) -> Batch:
+        """The first training frames of every head as one batch (descriptor normalisation statistics)."""
+        self.setup()
+        graphs = []
+        for head in self.heads:
+            dataset = self._graphs(self.train_sets[head], head)
+            graphs.extend(dataset[i] for i in range(min(frames_per_head, len(dataset))))
+        return Batch.from_data_list(graphs)
 
     def head_statistics(self) -> dict[str, dict[str, Any]]:
         """Per-head statistics of the training split.

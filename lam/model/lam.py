@@ -113,6 +113,22 @@ class LAM(
             energy=energy, node_energy=node_energy, forces=forces, virial=virial, stress=stress
         )
 
+    @torch.no_grad()
+    def fit_environment_statistics(self, batch: object) -> None:
+        """Fit the descriptor's environment-matrix normalisation to a batch of training graphs.
+
+        DeePMD-kit's ``davg/dstd`` step: without it the environment rows are O(0.1), the descriptor
+        barely varies with geometry and a fresh model starts with forces near 1e-5 eV/Å. Call once
+        before training a fresh model (pretraining does); fine-tuning keeps the parent's statistics.
+        """
+        cell = batch[keys.CELL]
+        positions = batch[keys.POSITIONS].to(cell.dtype)
+        graph_index = batch.batch if getattr(batch, "batch", None) is not None else positions.new_zeros(
+            positions.shape[0], dtype=torch.long
+        )
+        vectors = edge_vectors(positions, cell, graph_index, batch[keys.EDGE_INDEX], batch[keys.CELL_SHIFT])
+        self.descriptor.fit_environment_std(batch[keys.ATOMIC_NUMBERS], batch[keys.EDGE_INDEX], vectors)
+
     def isolated_features(self, atomic_numbers: Tensor, like: Tensor) -> Tensor:
         """Descriptor features of an isolated atom of each atom's element, [N, D] (one pass per element)."""
         elements, inverse = torch.unique(atomic_numbers, return_inverse=True)

@@ -340,7 +340,9 @@ def finetune(
         split.test = list(test_frames)
     replay = replay_sources(model, options.replay_frames, options.seed) if options.mode == "replay" else None
     prepared = prepare(model, split.train, options, data_name)
-    step0 = evaluate(model, split.val, [prepared.head]) if split.val else {}
+    # zero-shot error after the refit, on the same frames as the final test report when there are any
+    before = split.test or split.val
+    step0 = evaluate(model, before, [prepared.head]) if before else {}
     out.mkdir(parents=True, exist_ok=True)
     steps = train(model, prepared.head, split, options, out / "logs", replay) if options.max_steps > 0 else 0
     model.keep_heads([prepared.head, *(replay or {})])
@@ -380,7 +382,7 @@ def save_finetuned(model: LAM, result: FinetuneResult, lineage: Lineage, data_na
         {
             "split_sizes": result.split_sizes,
             "steps": result.steps,
-            "step0_val": result.step0,
+            "step0": result.step0,
             "test": result.test,
             "new_elements": [chemical_symbols[z] for z in result.prepared.new_elements],
             "auto_ranking": [[h, m] for h, m in result.prepared.ranking],

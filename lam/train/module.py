@@ -104,7 +104,8 @@ class LAMTask(pl.LightningModule):
         ema_decay: exponential moving average of the weights (evaluated and exported); None: off.
         trainable: ``"all"`` parameters, or only the fitting ``"heads"`` (frozen descriptor).
         dtype: floating dtype of the model; batches are cast to it.
-        fit_energy_references: before step 0 of a fresh run, set each head's per-element energy
+        fit_energy_references: before step 0 of a fresh run, fit the descriptor's environment
+            normalisation on a sample of training graphs, set each head's per-element energy
             references by least squares on its training frames, and its energy scale to their force RMS.
     """
 
@@ -154,13 +155,19 @@ class LAMTask(pl.LightningModule):
         return [EMA(self.ema_decay)] if self.ema_decay is not None else []
 
     def on_fit_start(self) -> None:
-        """Fit the per-head energy references on a fresh run (a resumed one has them in its checkpoint)."""
+        """On a fresh run, fit the statistics (a resumed one has them in its checkpoint).
+
+        Environment-matrix normalisation of the descriptor from a sample of training graphs, then the
+        per-head energy references and scales.
+        """
         datamodule = getattr(self.trainer, "datamodule", None)
         if (
             self.fit_energy_references
             and self.trainer.ckpt_path is None
             and hasattr(datamodule, "head_statistics")
         ):
+            if self.trainable == "all":  # a frozen descriptor keeps its (pretrained) normalisation
+                self.model.fit_environment_statistics(datamodule.statistics_batch().to(self.device))
             self.set_head_statistics(datamodule.head_statistics())
 
     def set_head_statistics(self, stats: dict[str, dict[str, Any]]) -> None:
