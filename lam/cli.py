@@ -2,8 +2,8 @@
 
 Each group of subcommands lives in its own module under :mod:`lam.commands` as a ``COMMANDS`` dict;
 this file assembles them and lets users spell flags the usual way: ``--max-steps`` for
-``--max_steps``, a bare boolean flag (``--overwrite``) for ``--overwrite true``, and ``--from`` for
-the ``model`` parameter (``from`` is a Python keyword).
+``--max_steps``, a bare boolean flag (``--overwrite``) for ``--overwrite true``, ``--from`` for
+the ``model`` parameter (``from`` is a Python keyword) and ``lam pretrain --config RECIPE``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from typing import Any, get_type_hints
 from jsonargparse import auto_cli
 
 FLAG_ALIASES = {"--from": "--model"}
+# jsonargparse reserves --config for a file of a command's own arguments; pretraining users mean the recipe
+# (an alias of None makes the flag's value the positional argument)
+COMMAND_FLAG_ALIASES: dict[str, dict[str, str | None]] = {"pretrain": {"--config": None}}
 
 
 def components() -> dict[str, Any]:
@@ -41,11 +44,16 @@ def _command_of(tree: dict[str, Any], argv: list[str]) -> Callable | None:
 
 def normalize_argv(argv: list[str], tree: dict[str, Any]) -> list[str]:
     """Map user spellings of flags to the ones jsonargparse derives from the signatures."""
+    aliases = {**FLAG_ALIASES, **COMMAND_FLAG_ALIASES.get(argv[0] if argv else "", {})}
     normalized = []
     for token in argv:
         if token.startswith("--") and len(token) > 2:
             flag, eq, value = token.partition("=")
-            flag = FLAG_ALIASES.get(flag, flag)
+            if flag in aliases and aliases[flag] is None:
+                if eq:
+                    normalized.append(value)
+                continue
+            flag = aliases.get(flag, flag)
             token = "--" + flag[2:].replace("-", "_") + eq + value
         normalized.append(token)
     command = _command_of(tree, normalized)

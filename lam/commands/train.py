@@ -174,7 +174,7 @@ def change_bias(
 
 
 def pretrain(
-    config: Path,
+    recipe: Path,
     max_steps: int | None = None,
     out: Path | None = None,
     run_dir: Path | None = None,
@@ -185,7 +185,7 @@ def pretrain(
     """Multi-task pretraining from a recipe (recipes/pretrain_*.yaml); exports a model folder.
 
     Args:
-        config: recipe YAML file (trainer / model / data sections).
+        recipe: recipe YAML file (trainer / model / data sections); also spelled ``--config``.
         max_steps: override the recipe's step budget (e.g. for a smoke run).
         out: model folder to export (default: RUN_DIR/model).
         run_dir: logs and checkpoints (default: runs/<recipe name>).
@@ -196,7 +196,7 @@ def pretrain(
     from lam.train.pretrain import pretrain as run_pretrain
 
     model_dir = run_pretrain(
-        config, max_steps=max_steps, out=out, run_dir=run_dir, overwrite=overwrite, resume=resume, wandb=wandb
+        recipe, max_steps=max_steps, out=out, run_dir=run_dir, overwrite=overwrite, resume=resume, wandb=wandb
     )
     print(f"saved {model_dir}")
     return model_dir

@@ -288,8 +288,7 @@ def train(
     )
     trainer.fit(task, train_dataloaders=data.train_dataloader(), val_dataloaders=val_loader)
     if callbacks and checkpoint.best_model_path:
-        # our own checkpoint, written moments ago (its hyperparameters need the full unpickler)
-        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         task.load_state_dict(state)
     model.cpu()
     return int(trainer.global_step)

@@ -1,0 +1,14 @@
+"""lam: a hub for pretrained large atomic models (DPA-2 style).
+
+The public surface is small; everything else lives in the subpackages (``lam.data``, ``lam.model``,
+``lam.train``, ``lam.hub``).
+"""
+
+from lam._version import __version__
+from lam.calculator import LAMCalculator
+from lam.data.graph import AtomicGraph
+from lam.hub.models import load_model
+from lam.model.config import LAMConfig, preset
+from lam.model.lam import LAM
+
+__all__ = ["LAM", "AtomicGraph", "LAMCalculator", "LAMConfig", "__version__", "load_model", "preset"]
