@@ -69,8 +69,12 @@ def normalize_argv(argv: list[str], tree: dict[str, Any]) -> list[str]:
     return completed
 
 
-def main(argv: list[str] | None = None) -> Any:
-    """Entry point of the ``lam`` console script; returns what the subcommand returned."""
+def run(argv: list[str]) -> Any:
+    """Run one ``lam`` command line and return what the subcommand returned."""
     tree = components()
-    args = normalize_argv(list(sys.argv[1:] if argv is None else argv), tree)
-    return auto_cli(tree, args=args, as_positional=True)
+    return auto_cli(tree, args=normalize_argv(list(argv), tree), as_positional=True)
+
+
+def main() -> None:
+    """Entry point of the ``lam`` console script (returns nothing: its return value is the exit status)."""
+    run(sys.argv[1:])

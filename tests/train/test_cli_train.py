@@ -13,7 +13,8 @@ import torch
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from lam.cli import components, main, normalize_argv
+from lam.cli import components, normalize_argv
+from lam.cli import run as run_cli
 from lam.hub.card import read_lineage
 from lam.hub.models import load_model
 from lam.model.config import HeadSpec, preset
@@ -24,7 +25,7 @@ torch.set_num_threads(1)
 
 def run(argv: list[str]) -> object:
     """What the ``lam`` console script does with these arguments."""
-    return main(argv)
+    return run_cli(argv)
 
 
 @pytest.fixture(scope="module")
