@@ -8,6 +8,7 @@ the ``model`` parameter (``from`` is a Python keyword) and ``lam pretrain --conf
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, get_type_hints
@@ -76,5 +77,16 @@ def run(argv: list[str]) -> Any:
 
 
 def main() -> None:
-    """Entry point of the ``lam`` console script (returns nothing: its return value is the exit status)."""
-    run(sys.argv[1:])
+    """Entry point of the ``lam`` console script (returns nothing: its return value is the exit status).
+
+    Errors about the user's input (bad files, frames, names, existing output) print one clear line
+    and exit with status 2; ``LAM_DEBUG=1`` shows the traceback instead.
+    """
+    try:
+        run(sys.argv[1:])
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as error:
+        if os.environ.get("LAM_DEBUG"):
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"lam: error: {message}", file=sys.stderr)
+        sys.exit(2)

@@ -30,3 +30,14 @@ def test_data_show_prints_a_card_and_unknown_names_fail() -> None:
     assert shown.returncode == 0 and "GPL-2.0" in shown.stdout
     missing = lam("data", "show", "no_such_dataset")
     assert missing.returncode != 0 and "ta_snap_pbe" in missing.stderr + missing.stdout
+
+
+def test_user_errors_are_one_line_with_status_two(tmp_path: Path) -> None:
+    out = tmp_path / "existing"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    frames = Path(__file__).resolve().parents[1] / "data_registry" / "data" / "ta_snap_pbe" / "data.extxyz.xz"
+    result = lam("data", "convert", str(frames), str(out) + "/")
+    assert result.returncode == 2
+    assert "lam: error:" in result.stderr and "Traceback" not in result.stderr
+    assert (out / "keep.txt").read_text() == "user data"
