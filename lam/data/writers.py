@@ -142,7 +142,7 @@ def write_frames(
         prepare_output_dir(path, overwrite, is_ours=deepmd_npy.is_written_output(path))
         return deepmd_npy.write_systems(frames, path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory, expected a file for format {format}")
     path.parent.mkdir(parents=True, exist_ok=True)

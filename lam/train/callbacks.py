@@ -81,7 +81,7 @@ class ExportModel(Callback):
         """Refuse early (before training) when the folder holds a model and ``overwrite`` is off."""
         if (self.directory / "config.json").exists() and not self.overwrite:
             raise FileExistsError(
-                f"{self.directory} already holds a model; pass overwrite=True to replace it"
+                f"{self.directory} already holds a model; pass --overwrite (overwrite=True) to replace it"
             )
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
