@@ -68,6 +68,33 @@ def slab_with_adsorbate() -> ase.Atoms:
     return atoms
 
 
+FCC_LATTICE = {"Cu": 3.61, "Al": 4.05, "Ni": 3.52}  # Å, EMT-friendly metals
+
+
+def emt_labelled_cells(symbol: str, n: int, seed: int, stress: bool = True) -> list[ase.Atoms]:
+    """``n`` rattled, slightly strained 4-atom fcc cells of ``symbol`` labelled by ASE's EMT.
+
+    Labels (energy, forces, and stress unless ``stress=False``) sit in a ``SinglePointCalculator``;
+    ``info["frame_id"]`` is ``"<symbol>#<index>"``. Small, real training data for tests.
+    """
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for index in range(n):
+        atoms = bulk(symbol, "fcc", a=FCC_LATTICE[symbol] * (1 + 0.02 * rng.standard_normal()), cubic=True)
+        atoms.rattle(0.08, seed=int(rng.integers(1 << 30)))
+        atoms.calc = EMT()
+        labels = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
+        if stress:
+            labels["stress"] = atoms.get_stress()
+        atoms.calc = SinglePointCalculator(atoms, **labels)
+        atoms.info["frame_id"] = f"{symbol}#{index}"
+        frames.append(atoms)
+    return frames
+
+
 # ---- helpers --------------------------------------------------------------------------------------
 def build_model(config: LAMConfig, seed: int = 0) -> LAM:
     """A seeded float64 model in eval mode with non-trivial element references."""

@@ -199,7 +199,9 @@ def prepare_output_dir(out_dir: Path, overwrite: bool, is_ours: bool) -> None:
     if out_dir.is_dir() and not any(out_dir.iterdir()):
         return
     if not overwrite:
-        raise FileExistsError(f"{out_dir} exists and is not empty; pass --overwrite (overwrite=True) to replace it")
+        raise FileExistsError(
+            f"{out_dir} exists and is not empty; pass --overwrite (overwrite=True) to replace it"
+        )
     if not is_ours:
         raise FileExistsError(
             f"{out_dir} exists and does not look like this output format; remove it by hand"

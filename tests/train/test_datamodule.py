@@ -5,33 +5,13 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from ase import Atoms
-from ase.build import bulk
-from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
 
 from lam import keys
 from lam.data.datamodule import MultiTaskBatchSampler, MultiTaskDataModule, dataset_probabilities
+from lam.testing import emt_labelled_cells
 
 torch.set_num_threads(1)
-LATTICE = {"Cu": 3.61, "Al": 4.05, "Ni": 3.52}
-
-
-def emt_frames(symbol: str, n: int, seed: int, stress: bool = True) -> list[Atoms]:
-    """``n`` rattled, slightly strained 4-atom fcc cells of ``symbol`` with EMT labels."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for index in range(n):
-        atoms = bulk(symbol, "fcc", a=LATTICE[symbol] * (1 + 0.02 * rng.standard_normal()), cubic=True)
-        atoms.rattle(0.08, seed=int(rng.integers(1 << 30)))
-        atoms.calc = EMT()
-        labels = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
-        if stress:
-            labels["stress"] = atoms.get_stress()
-        atoms.calc = SinglePointCalculator(atoms, **labels)
-        atoms.info["frame_id"] = f"{symbol}#{index}"
-        frames.append(atoms)
-    return frames
+emt_frames = emt_labelled_cells
 
 
 def test_probabilities_from_sizes_temperature_and_weights():

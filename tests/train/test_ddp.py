@@ -14,19 +14,14 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = textwrap.dedent('''
     import json, sys
     from pathlib import Path
-    import numpy as np
     import torch
     import lightning.pytorch as pl
-    from ase import Atoms
-    from ase.build import bulk
-    from ase.calculators.emt import EMT
-    from ase.calculators.singlepoint import SinglePointCalculator
     from safetensors.torch import save_file
     from lam.data.datamodule import MultiTaskDataModule
+    from lam.testing import emt_labelled_cells as emt_frames
     from lam.train.module import LAMTask
 
     torch.set_num_threads(1)
-    HELPER
 
     class Record(pl.Callback):
         """What each rank trained on, step by step."""
@@ -55,11 +50,8 @@ SCRIPT = textwrap.dedent('''
 
 
 def test_two_cpu_processes_agree(tmp_path):
-    helper = (Path(__file__).parent / "test_module.py").read_text()
-    start = helper.index("LATTICE = {")
-    helper = helper[start : helper.index("\n\n\ndef _data")]
     script = tmp_path / "ddp_train.py"
-    script.write_text(SCRIPT.replace("HELPER\n", helper + "\n"))
+    script.write_text(SCRIPT)
     result = subprocess.run(
         [sys.executable, str(script), str(tmp_path)],
         capture_output=True,
