@@ -169,13 +169,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-frames", type=int, default=None, help="fixed test split size (60; quick: 30)")
     parser.add_argument("--plot", type=Path, default=Path("bench_finetune.png"))
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="fine-tuning train sizes N")
+    parser.add_argument("--scratch-sizes", type=int, nargs="+", default=None, help="from-scratch train sizes")
     args = parser.parse_args(argv)
     quick = args.quick
     args.datasets = args.datasets or (["ta_snap_pbe"] if quick else list(DATASETS))
     args.steps = args.steps or (60 if quick else 2000)
     args.test_frames = args.test_frames or (30 if quick else 60)
-    args.sizes = (10, 30) if quick else SIZES
-    args.scratch_sizes = (10, 30, 100, 300) if quick else SIZES
+    args.sizes = tuple(args.sizes or ((10, 30) if quick else SIZES))
+    args.scratch_sizes = tuple(args.scratch_sizes or ((10, 30, 100, 300) if quick else SIZES))
     return args
 
 

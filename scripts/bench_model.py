@@ -132,12 +132,12 @@ def plan(quick: bool) -> list[dict]:
     tasks = []
     for preset_name in ("student", "small", "medium", "deepmd-small", "deepmd-medium"):
         for dtype in ("float32", "float64"):
-            for repeat in (1, 2):
-                reps = 5 if repeat == 1 else 2
-                tasks.append({**base, "mode": "infer", "preset": preset_name, "dtype": dtype, "repeat": repeat,
-                              "warmup": 2, "reps": reps})
+            tasks.append({**base, "mode": "infer", "preset": preset_name, "dtype": dtype, "repeat": 1,
+                          "warmup": 2, "reps": 5})
             tasks.append({**base, "mode": "train", "preset": preset_name, "dtype": dtype, "repeat": 1,
                           "warmup": 2, "reps": 5})
+        tasks.append({**base, "mode": "infer", "preset": preset_name, "dtype": "float32", "repeat": 2,
+                      "warmup": 1, "reps": 2})
     for preset_name in ("student", "small"):
         for n_atoms in (100, 1000, 3000, 10000):
             tasks.append({**base, "mode": "infer", "preset": preset_name, "dtype": "float32", "n_atoms": n_atoms,

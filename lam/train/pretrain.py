@@ -90,6 +90,10 @@ def build_trainer(
         checkpoint,
         LearningRateMonitor(logging_interval="step"),
     ]
+    trainer_args = dict(trainer_args)
+    if trainer_args.get("devices", 1) not in (1, "1") or trainer_args.get("num_nodes", 1) != 1:
+        # each step trains one head, so the other heads' parameters get no gradient on that step
+        trainer_args.setdefault("strategy", "ddp_find_unused_parameters_true")
     return pl.Trainer(
         **trainer_args,
         callbacks=callbacks,
