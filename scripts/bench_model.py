@@ -121,9 +121,15 @@ def measure(task: dict) -> dict:
     return result
 
 
-def plan(quick: bool) -> list[dict]:
-    """The list of measurements."""
+def plan(quick: bool, ratios_only: bool = False) -> list[dict]:
+    """The list of measurements (``ratios_only``: just the presets compared with DeePMD-kit)."""
     base = {"threads": 2}
+    if ratios_only:
+        return [
+            {**base, "mode": mode, "preset": p, "dtype": "float64", "repeat": 1, "warmup": 2, "reps": 5}
+            for p in ("student", "deepmd-small", "deepmd-medium")
+            for mode in ("infer", "train")
+        ]
     if quick:
         return [
             {**base, "mode": "infer", "preset": p, "dtype": "float32", "repeat": 1, "warmup": 1, "reps": 2}
@@ -152,8 +158,8 @@ def run_deepmd(peers_dir: Path, out: Path) -> dict | None:
         return {"skipped": f"no DeePMD-kit harness at {peers_dir} / venv {venv} (run its setup.sh)"}
     cmd = [str(venv / "bin" / "python"), str(peers_dir / "run_bench.py"), "--models", "se_e2_a,dpa2_small,dpa2_medium",
            "--reps", "1", "--train-variants", "t2", "--infer-variants", "t2", "--md-variants", "",
-           "--steps", "se_e2_a=20,dpa2_small=10,dpa2_medium=5", "--eval-n", "5", "--eval-warmup", "3",
-           "--out", str(out)]
+           "--steps", "se_e2_a=20,dpa2_small=20,dpa2_medium=10", "--eval-n", "15", "--eval-warmup", "10",
+           "--train-timeout", "600", "--out", str(out)]
     subprocess.run(cmd, check=False, stdout=sys.stderr, stderr=sys.stderr)
     return json.loads(out.read_text()) if out.exists() else None
 
@@ -208,6 +214,7 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--peers-dir", default=str(ROOT.parent / "shared" / "peers"))
     parser.add_argument("--skip-deepmd", action="store_true")
+    parser.add_argument("--ratios-only", action="store_true", help="only the presets compared with DeePMD-kit")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
     if args.worker:
@@ -215,7 +222,7 @@ def main() -> None:
         return
     start = time.time()
     load_start = os.getloadavg()
-    results = [measure(task) for task in plan(args.quick)]
+    results = [measure(task) for task in plan(args.quick, args.ratios_only)]
     report = {"benchmark": "bench_model", "quick": args.quick, "threads": 2, "system": "water 192 atoms (+2x2x2)",
               "loadavg_start": load_start, "loadavg_end": os.getloadavg(), "results": results,
               "summary": summary(results)}
