@@ -41,8 +41,8 @@ def demo(
 
     card = get_card(dataset)
     print(
-        f"dataset {card.name}: {card.frame_count} frames, {card.level_of_theory.get('functional')} "
-        f"({card.level_of_theory.get('code')}); license {card.license}"
+        f"dataset {card.name}: {card.frame_count} frames, {card.level_of_theory.functional} "
+        f"({card.level_of_theory.code}); license {card.license}"
     )
     table = load_registered(dataset)
     order = np.random.default_rng(seed).permutation(len(table))
