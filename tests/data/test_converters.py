@@ -291,7 +291,6 @@ def write_aselmdb(path: Path, frames: list[ase.Atoms], deleted: list[int]) -> No
 
 
 def test_aselmdb_rows_labels_and_deleted_ids(tmp_path: Path) -> None:
-    pytest.importorskip("lmdb")
     frames = []
     for i in range(3):
         atoms = ase.Atoms("FeO", positions=[[0, 0, 0], [1.0 + 0.1 * i, 1, 1]], cell=np.eye(3) * 3.0, pbc=True)
