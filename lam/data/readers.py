@@ -42,14 +42,13 @@ from lam.data.training_format import (
 )
 from lam.data.validate import InvalidFrameError, validate_atoms
 
-_COMPRESSION = (".gz", ".bz2", ".xz")
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _DECOMPRESSORS = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
 _RawFrame = tuple[str, int, "ase.Atoms | InvalidFrameError"]
 
 
 def _strip_compression(path: Path) -> Path:
-    return path.with_suffix("") if path.suffix in _COMPRESSION else path
+    return path.with_suffix("") if path.suffix in _DECOMPRESSORS else path
 
 
 def detect_format(path: str | Path) -> str:
