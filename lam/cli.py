@@ -82,6 +82,9 @@ def main() -> None:
     Errors about the user's input (bad files, frames, names, existing output) print one clear line
     and exit with status 2; ``LAM_DEBUG=1`` shows the traceback instead.
     """
+    from lam.cpu_memory import reuse_freed_memory
+
+    reuse_freed_memory()  # large systems: see lam/cpu_memory.py
     try:
         run(sys.argv[1:])
     except (ValueError, KeyError, FileNotFoundError, FileExistsError) as error:

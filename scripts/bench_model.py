@@ -57,13 +57,14 @@ def scaling_system(n_target: int):  # noqa: ANN201
 def worker(task: dict) -> dict:
     """Run one measurement in this process and return its figures."""
     import torch
-    from torch_geometric.data import Batch
 
+    from lam.cpu_memory import reuse_freed_memory
     from lam.data.graph import AtomicGraph
     from lam.model.config import preset
     from lam.model.lam import LAM
 
     torch.set_num_threads(task["threads"])
+    reuse_freed_memory()  # as the lam command and the ASE calculator do
     dtype = {"float32": torch.float32, "float64": torch.float64}[task["dtype"]]
     torch.manual_seed(0)
     model = LAM(preset(task["preset"])).to(dtype)
@@ -72,7 +73,7 @@ def worker(task: dict) -> dict:
     n_params = sum(p.numel() for p in model.parameters())
 
     def graph():  # noqa: ANN202
-        return Batch.from_data_list([AtomicGraph.from_atoms(atoms, model.cutoff, dtype=dtype)])
+        return AtomicGraph.from_atoms(atoms, model.cutoff, dtype=dtype)  # as the ASE calculator does
 
     times = []
     if task["mode"] == "infer":

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from lam.model.config import DPA2Config
 from lam.nn.mlp import activation_module, init_linear
+from lam.nn.neighbors import gather_neighbors
 
 ATTENTION_SHIFT = 20.0  # DeePMD ``attnw_shift``: the logit of a neighbour at the cutoff
 
@@ -241,7 +242,7 @@ class RepformerLayer(nn.Module):
             layer does not update them).
         """
         nsel, act = self.max_neighbors, self.activation
-        nbr_atom_feats = atom_feats[neighbor_index]  # f_j [N, n, A]
+        nbr_atom_feats = gather_neighbors(atom_feats, neighbor_index)  # f_j [N, n, A]
         weighted_nbr = nbr_atom_feats * switch.unsqueeze(-1)  # sw f_j [N, n, A]
         symmetric = torch.cat(
             [

@@ -15,7 +15,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from lam.nn.mlp import MLP, SplitInputLinear, activation_module
-from lam.nn.neighbors import NeighborSlots
+from lam.nn.neighbors import NeighborSlots, gather_neighbors
 from lam.nn.radial import EnvironmentMatrix
 
 
@@ -69,7 +69,7 @@ class Repinit(nn.Module):
         env, _ = self.env(slots.vectors, slots.mask, atomic_numbers)  # R_ij [N, n, 4]
         hidden = (
             self.first_layer.project(0, env[..., :1])  # [N, n, w0]
-            + self.first_layer.project(1, type_feats)[slots.index]  # neighbour type
+            + gather_neighbors(self.first_layer.project(1, type_feats), slots.index)  # neighbour type
             + self.first_layer.project(2, type_feats).unsqueeze(1)  # centre type
             + self.first_layer.bias
         )

@@ -60,7 +60,7 @@ class StudentDescriptor(nn.Module):
         edge_vectors = edge_vectors.to(self.type_embedding.table.weight.dtype)
         type_feats = self.type_embedding(atomic_numbers)  # t_i [N, T]
         slots = dense_neighbors(
-            edge_index, edge_vectors, atomic_numbers.shape[0], cfg.cutoff, cfg.max_neighbors
+            edge_index, edge_vectors, atomic_numbers.shape[0], cfg.cutoff, cfg.max_neighbors, nearest_first=False
         )
         return torch.cat([self.two_body(slots, atomic_numbers, type_feats), type_feats], dim=-1)
 

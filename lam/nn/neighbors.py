@@ -33,9 +33,14 @@ class NeighborSlots:
 
 
 def dense_neighbors(
-    edge_index: Tensor, edge_vectors: Tensor, n_atoms: int, cutoff: float, max_neighbors: int
+    edge_index: Tensor,
+    edge_vectors: Tensor,
+    n_atoms: int,
+    cutoff: float,
+    max_neighbors: int,
+    nearest_first: bool = True,
 ) -> NeighborSlots:
-    """Neighbours of each centre within ``cutoff``, nearest first, at most ``max_neighbors``.
+    """Neighbours of each centre within ``cutoff``, at most ``max_neighbors`` (the nearest ones).
 
     Args:
         edge_index: [2, E] int64, row 0 the centre i, row 1 the neighbour j (any order).
@@ -43,27 +48,50 @@ def dense_neighbors(
         n_atoms: N, number of atoms (centres without edges get empty rows).
         cutoff: Å; edges at or beyond it are left out.
         max_neighbors: cap on the slots per centre (DeePMD ``sel``).
+        nearest_first: order each row by distance (needed by :func:`restrict_neighbors`). When False
+            and no centre exceeds the cap, edges already grouped by centre (as lam's neighbour list
+            and batches give them) keep their order and nothing is sorted: a two-body model is a sum
+            over slots, so the order does not matter to it.
 
     Returns:
         :class:`NeighborSlots` with ``n_slots = min(max_neighbors, largest neighbour count)``, at least 1.
     """
     centres, neighbors = edge_index
     distances = edge_vectors.detach().norm(dim=-1)  # [E]
-    kept = torch.nonzero(distances < cutoff).squeeze(-1)  # [E_kept] edge ids
-    # two stable sorts give the order (centre, distance): nearest first within each centre
-    kept = kept[torch.argsort(distances[kept], stable=True)]
-    kept = kept[torch.argsort(centres[kept], stable=True)]
+    kept = torch.nonzero(distances < cutoff).squeeze(-1)  # [E_kept] edge ids, in input order
     counts = torch.bincount(centres[kept], minlength=n_atoms)
-    n_slots = max(1, min(max_neighbors, int(counts.max()) if n_atoms else 0))
+    largest = int(counts.max()) if n_atoms else 0
+    grouped = bool((centres[kept][1:] >= centres[kept][:-1]).all())
+    if nearest_first or largest > max_neighbors or not grouped:
+        # one sort by (centre, distance): distance < cutoff, so centre * 2 cutoff + distance orders both
+        key = centres[kept].to(torch.float64) * (2.0 * cutoff) + distances[kept].to(torch.float64)
+        kept = kept[torch.argsort(key, stable=True)]
+    n_slots = max(1, min(max_neighbors, largest))
     n_edges = edge_vectors.shape[0]
     # empty slots point at an extra row E: a placeholder vector and neighbour 0
     slots, mask = to_dense_batch(
         kept, centres[kept], fill_value=n_edges, max_num_nodes=n_slots, batch_size=n_atoms
     )  # [N, n_slots] edge ids
     placeholder = edge_vectors.new_tensor([[2.0 * cutoff, 0.0, 0.0]])
-    vectors = torch.cat([edge_vectors, placeholder])[slots]  # [N, n_slots, 3]
-    index = torch.cat([neighbors, neighbors.new_zeros(1)])[slots]  # [N, n_slots]
+    flat_slots = slots.flatten()
+    # index_select, not advanced indexing: its backward is an index_add, not a sort + index_put
+    vectors = torch.cat([edge_vectors, placeholder]).index_select(0, flat_slots).view(n_atoms, n_slots, 3)
+    index = torch.cat([neighbors, neighbors.new_zeros(1)]).index_select(0, flat_slots).view(n_atoms, n_slots)
     return NeighborSlots(index=index, mask=mask, vectors=vectors)
+
+
+def gather_neighbors(per_atom: Tensor, index: Tensor) -> Tensor:
+    """``per_atom[index]`` for neighbour slots, as an ``index_select`` (cheaper backward on CPU).
+
+    Args:
+        per_atom: [N, ...] features of every atom.
+        index: [N, n_slots] int64 atom index of each slot.
+
+    Returns:
+        [N, n_slots, ...] the features of each slot's atom.
+    """
+    flat = per_atom.index_select(0, index.flatten())
+    return flat.view(*index.shape, *per_atom.shape[1:])
 
 
 def restrict_neighbors(slots: NeighborSlots, cutoff: float, max_neighbors: int) -> NeighborSlots:

@@ -245,6 +245,23 @@ def test_neighbour_slots_keep_the_nearest_and_restrict_consistently() -> None:
     torch.testing.assert_close(restricted.vectors, direct.vectors, atol=0, rtol=0)
 
 
+def test_unordered_slots_hold_the_same_neighbours_in_input_order() -> None:
+    """nearest_first=False skips the sort but keeps every neighbour (and sorts when the cap bites)."""
+    positions, _ = cluster(12, seed=3, box=4.0)
+    index, vectors = edges(positions, 5.0)
+    order = torch.argsort(index[0], stable=True)  # grouped by centre, as lam's neighbour list gives
+    index, vectors = index[:, order], vectors[order]
+    nearest = dense_neighbors(index, vectors, 12, cutoff=5.0, max_neighbors=50)
+    unordered = dense_neighbors(index, vectors, 12, cutoff=5.0, max_neighbors=50, nearest_first=False)
+    assert torch.equal(unordered.mask, nearest.mask)
+    for row in range(12):
+        real = unordered.mask[row]
+        assert unordered.index[row][real].tolist() == index[1][index[0] == row].tolist()  # input order
+        assert sorted(unordered.index[row][real].tolist()) == sorted(nearest.index[row][real].tolist())
+    capped = dense_neighbors(index, vectors, 12, cutoff=5.0, max_neighbors=4, nearest_first=False)
+    torch.testing.assert_close(capped.index, dense_neighbors(index, vectors, 12, 5.0, 4).index, atol=0, rtol=0)
+
+
 def test_padded_softmax_equals_softmax_over_explicit_padding() -> None:
     """Virtual slots act as explicit padding at logit -shift."""
     logits = torch.randn(3, 5, dtype=DTYPE) * 10

@@ -71,3 +71,18 @@ def test_loading_refuses_missing_weights(tmp_path) -> None:  # noqa: ANN001
     (tmp_path / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         LAM.from_pretrained(str(tmp_path))
+
+
+def test_isolated_atom_features_follow_weight_changes_in_eval_mode() -> None:
+    """The eval-mode cache of isolated-atom features is dropped when a descriptor weight changes."""
+    model = build_model(preset("student")).eval()
+    numbers = torch.tensor([1, 6, 8, 6])
+    like = torch.zeros(1, 3, dtype=next(model.parameters()).dtype)
+    cached = model.isolated_features(numbers, like)
+    torch.testing.assert_close(cached, model.train().isolated_features(numbers, like).detach(), atol=0, rtol=0)
+    model.eval()
+    with torch.no_grad():
+        model.descriptor.type_embedding.table.weight.add_(0.1)
+    changed = model.isolated_features(numbers, like)
+    assert not torch.equal(changed, cached)
+    torch.testing.assert_close(changed, model.train().isolated_features(numbers, like).detach(), atol=0, rtol=0)
