@@ -59,8 +59,10 @@ class StudentDescriptor(nn.Module):
         cfg = self.config
         edge_vectors = edge_vectors.to(self.type_embedding.table.weight.dtype)
         type_feats = self.type_embedding(atomic_numbers)  # t_i [N, T]
+        n_atoms = atomic_numbers.shape[0]
+        # a sum over slots: their order does not matter, so no sort unless the cap bites
         slots = dense_neighbors(
-            edge_index, edge_vectors, atomic_numbers.shape[0], cfg.cutoff, cfg.max_neighbors, nearest_first=False
+            edge_index, edge_vectors, n_atoms, cfg.cutoff, cfg.max_neighbors, nearest_first=False
         )
         return torch.cat([self.two_body(slots, atomic_numbers, type_feats), type_feats], dim=-1)
 

@@ -79,10 +79,10 @@ def test_isolated_atom_features_follow_weight_changes_in_eval_mode() -> None:
     numbers = torch.tensor([1, 6, 8, 6])
     like = torch.zeros(1, 3, dtype=next(model.parameters()).dtype)
     cached = model.isolated_features(numbers, like)
-    torch.testing.assert_close(cached, model.train().isolated_features(numbers, like).detach(), atol=0, rtol=0)
+    assert torch.equal(cached, model.train().isolated_features(numbers, like).detach())
     model.eval()
     with torch.no_grad():
         model.descriptor.type_embedding.table.weight.add_(0.1)
     changed = model.isolated_features(numbers, like)
     assert not torch.equal(changed, cached)
-    torch.testing.assert_close(changed, model.train().isolated_features(numbers, like).detach(), atol=0, rtol=0)
+    assert torch.equal(changed, model.train().isolated_features(numbers, like).detach())
