@@ -15,6 +15,7 @@ lam/DeePMD-kit ratios at equal hyperparameters and precision (float64, DeePMD's 
 Usage:
     python scripts/bench_model.py --quick
     python scripts/bench_model.py --out bench_model.json          # full, ~30-40 min
+    python scripts/bench_model.py --scaling-only --threads 1    # cost vs system size only
 """
 
 from __future__ import annotations
@@ -116,15 +117,29 @@ def measure(task: dict) -> dict:
         return {**task, "error": err[-2000:]}
     result = json.loads(out.strip().splitlines()[-1])
     result["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)
+    result["minor_page_faults"] = usage.ru_minflt  # whole process: lam.cpu_memory keeps this low
     print(f"[bench_model] {task['mode']} {task['preset']} {task['dtype']} {result['atoms']} atoms: "
           + (f"{result['us_per_atom']:.1f} us/atom" if task["mode"] == "infer" else f"{result['ms_per_step']:.1f} ms/step"),
           file=sys.stderr, flush=True)
     return result
 
 
-def plan(quick: bool, ratios_only: bool = False) -> list[dict]:
+def scaling_tasks(base: dict) -> list[dict]:
+    """Inference cost from ~100 to ~10,000 atoms, student and DPA-2 ``small``."""
+    return [
+        # two warm-ups: the first evaluations of a large system still grow the heap (page faults)
+        {**base, "mode": "infer", "preset": preset_name, "dtype": "float32", "n_atoms": n_atoms,
+         "warmup": 2, "reps": 3, "scaling": True}
+        for preset_name in ("student", "small")
+        for n_atoms in (100, 1000, 3000, 10000)
+    ]
+
+
+def plan(quick: bool, ratios_only: bool = False, scaling_only: bool = False, threads: int = 2) -> list[dict]:
     """The list of measurements (``ratios_only``: just the presets compared with DeePMD-kit)."""
-    base = {"threads": 2}
+    base = {"threads": threads}
+    if scaling_only:
+        return scaling_tasks(base)
     if ratios_only:
         return [
             {**base, "mode": mode, "preset": p, "dtype": "float64", "repeat": 1, "warmup": 2, "reps": 5}
@@ -145,11 +160,7 @@ def plan(quick: bool, ratios_only: bool = False) -> list[dict]:
                           "warmup": 2, "reps": 5})
         tasks.append({**base, "mode": "infer", "preset": preset_name, "dtype": "float32", "repeat": 2,
                       "warmup": 1, "reps": 2})
-    for preset_name in ("student", "small"):
-        for n_atoms in (100, 1000, 3000, 10000):
-            tasks.append({**base, "mode": "infer", "preset": preset_name, "dtype": "float32", "n_atoms": n_atoms,
-                          "warmup": 1, "reps": 2, "scaling": True})
-    return tasks
+    return tasks + scaling_tasks(base)
 
 
 def run_deepmd(peers_dir: Path, out: Path) -> dict | None:
@@ -188,17 +199,18 @@ def ratios(results: list[dict], deepmd: dict) -> dict:
 
 def summary(results: list[dict]) -> dict:
     """Student-vs-teacher speed ratio and the scaling slope."""
-    def infer(preset_name: str, dtype: str) -> float | None:
+    def infer(preset_name: str, dtype: str, repeat: int = 1) -> float | None:
         for r in results:
-            if r["mode"] == "infer" and r["preset"] == preset_name and r["dtype"] == dtype and r.get("repeat") == 1:
+            if (r["mode"] == "infer" and r["preset"] == preset_name and r["dtype"] == dtype
+                    and r.get("repeat") == repeat):
                 return r.get("us_per_atom")
         return None
 
     out = {}
-    for dtype in ("float32", "float64"):
-        teacher, student = infer("small", dtype), infer("student", dtype)
+    for dtype, repeat, label in (("float32", 1, ""), ("float64", 1, ""), ("float32", 2, "_1536_atoms")):
+        teacher, student = infer("small", dtype, repeat), infer("student", dtype, repeat)
         if teacher and student:
-            out[f"student_speedup_vs_small_{dtype}"] = teacher / student
+            out[f"student_speedup_vs_small_{dtype}{label}"] = teacher / student
     for preset_name in ("student", "small"):
         curve = [(r["atoms"], r["us_per_atom"]) for r in results if r.get("scaling") and r["preset"] == preset_name
                  and "us_per_atom" in r]
@@ -216,6 +228,8 @@ def main() -> None:
     parser.add_argument("--peers-dir", default=str(ROOT.parent / "shared" / "peers"))
     parser.add_argument("--skip-deepmd", action="store_true")
     parser.add_argument("--ratios-only", action="store_true", help="only the presets compared with DeePMD-kit")
+    parser.add_argument("--scaling-only", action="store_true", help="only the 100 -> 10,000-atom scaling")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per measurement")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
     if args.worker:
@@ -223,11 +237,11 @@ def main() -> None:
         return
     start = time.time()
     load_start = os.getloadavg()
-    results = [measure(task) for task in plan(args.quick, args.ratios_only)]
-    report = {"benchmark": "bench_model", "quick": args.quick, "threads": 2, "system": "water 192 atoms (+2x2x2)",
+    results = [measure(task) for task in plan(args.quick, args.ratios_only, args.scaling_only, args.threads)]
+    report = {"benchmark": "bench_model", "quick": args.quick, "threads": args.threads, "system": "water 192 atoms (+2x2x2)",
               "loadavg_start": load_start, "loadavg_end": os.getloadavg(), "results": results,
               "summary": summary(results)}
-    if not args.quick and not args.skip_deepmd:
+    if not (args.quick or args.skip_deepmd or args.scaling_only):
         deepmd = run_deepmd(Path(args.peers_dir), Path("/tmp/lam_bench_deepmd.json"))
         report["deepmd"] = deepmd
         if deepmd and "models" in deepmd:

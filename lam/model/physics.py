@@ -28,7 +28,11 @@ def strained_geometry(
     displacement = torch.zeros_like(cell, requires_grad=True)
     strain = 0.5 * (displacement + displacement.transpose(1, 2))  # [B, 3, 3]
     identity = torch.eye(3, dtype=cell.dtype, device=cell.device)
-    positions = torch.einsum("ni,nij->nj", positions, identity + strain[batch])
+    deformation = identity + strain  # [B, 3, 3]
+    if deformation.shape[0] == 1:  # one structure (MD): one matmul instead of N batched 3x3 products
+        positions = positions @ deformation[0]
+    else:
+        positions = torch.einsum("ni,nij->nj", positions, deformation.index_select(0, batch))
     cell = torch.bmm(cell, identity + strain)
     return positions, cell, displacement
 
@@ -38,8 +42,12 @@ def edge_vectors(
 ) -> Tensor:
     """r_ij = x_j - x_i + S_ij h, for every edge. Returns [E, 3], Å."""
     centre, neighbour = edge_index
-    shift = torch.einsum("ei,eij->ej", cell_shift, cell[batch[centre]])
-    return positions[neighbour] - positions[centre] + shift
+    if cell.shape[0] == 1:  # one structure (MD): one matmul instead of E batched 3x3 products
+        shift = cell_shift @ cell[0]
+    else:
+        shift = torch.einsum("ei,eij->ej", cell_shift, cell.index_select(0, batch.index_select(0, centre)))
+    # index_select, not advanced indexing: its backward is an index_add, not a sort + index_put
+    return positions.index_select(0, neighbour) - positions.index_select(0, centre) + shift
 
 
 def derivatives(
