@@ -34,3 +34,46 @@ def test_multi_head_model_requires_a_head() -> None:
     with pytest.raises(ValueError, match="several heads"):
         LAMCalculator(model)
     assert LAMCalculator(model, head="pbe").head == "pbe"
+
+
+def test_skin_neighbour_list_gives_fresh_search_results_along_md() -> None:
+    """A Verlet skin reuses pairs between searches and still matches a search at every step."""
+    from ase import units
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md.verlet import VelocityVerlet
+
+    model = build_model(preset("student"))
+    atoms = periodic_alloy()
+    MaxwellBoltzmannDistribution(atoms, temperature_K=1500, rng=np.random.default_rng(0))
+    skinned, fresh = LAMCalculator(model, skin=0.3), LAMCalculator(model, skin=0.0)
+    atoms.calc = skinned
+    steps = 0
+
+    def compare() -> None:
+        nonlocal steps
+        steps += 1
+        probe = atoms.copy()
+        probe.calc = fresh
+        np.testing.assert_allclose(atoms.get_forces(), probe.get_forces(), atol=1e-10)
+        assert atoms.get_potential_energy() == pytest.approx(probe.get_potential_energy(), abs=1e-9)
+
+    dynamics = VelocityVerlet(atoms, timestep=2 * units.fs)
+    dynamics.attach(compare, interval=1)
+    dynamics.run(40)
+    assert 1 < skinned.neighbors.searches < steps / 2  # atoms moved past skin / 2, but rarely
+    assert fresh.neighbors.searches == steps
+
+
+def test_skin_neighbour_list_searches_again_when_the_cell_or_atoms_change() -> None:
+    atoms = periodic_alloy()
+    calc = LAMCalculator(build_model(preset("student")), skin=0.5)
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    atoms.set_cell(atoms.cell.array * 1.01, scale_atoms=True)
+    strained = atoms.get_potential_energy()
+    assert calc.neighbors.searches == 2
+    probe = atoms.copy()
+    probe.calc = LAMCalculator(calc.model, skin=0.0)
+    assert strained == pytest.approx(probe.get_potential_energy(), abs=1e-9)
+    with pytest.raises(ValueError, match="skin"):
+        LAMCalculator(calc.model, skin=-0.1)

@@ -54,6 +54,7 @@ class AtomicGraph(Data):
         head: str = "default",
         frame_id: str = "",
         dtype: torch.dtype = torch.float64,
+        neighbors: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> AtomicGraph:
         """Build a graph (with its neighbour list) from plain arrays.
 
@@ -69,11 +70,15 @@ class AtomicGraph(Data):
             head: dataset / fitting-head name this frame belongs to.
             frame_id: where the frame came from ("file#index"), used in error messages.
             dtype: floating dtype of positions, cell and labels.
+            neighbors: ``(edge_index [2, E], cell_shift [E, 3])`` within ``cutoff`` computed by the
+                caller (e.g. :class:`~lam.data.neighbors.SkinNeighborList` in MD); None builds them.
         """
         n_atoms = len(atomic_numbers)
         cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
         pbc = np.asarray(pbc, dtype=bool).reshape(3)
-        edge_index, cell_shift = neighbor_list(positions, cell, pbc, cutoff)
+        if neighbors is None:
+            neighbors = neighbor_list(positions, cell, pbc, cutoff)
+        edge_index, cell_shift = neighbors
         as_float = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype)  # noqa: E731
         return cls(
             **{
