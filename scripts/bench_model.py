@@ -15,7 +15,7 @@ lam/DeePMD-kit ratios at equal hyperparameters and precision (float64, DeePMD's 
 Usage:
     python scripts/bench_model.py --quick
     python scripts/bench_model.py --out bench_model.json          # full, ~30-40 min
-    python scripts/bench_model.py --scaling-only --threads 1    # cost vs system size only
+    python scripts/bench_model.py --parts ratios student scaling  # DeePMD ratios, student, scaling
 """
 
 from __future__ import annotations
@@ -135,32 +135,45 @@ def scaling_tasks(base: dict) -> list[dict]:
     ]
 
 
-def plan(quick: bool, ratios_only: bool = False, scaling_only: bool = False, threads: int = 2) -> list[dict]:
-    """The list of measurements (``ratios_only``: just the presets compared with DeePMD-kit)."""
+PARTS = ("presets", "ratios", "student", "scaling")
+
+
+def plan(quick: bool, parts: tuple[str, ...] = PARTS, threads: int = 2) -> list[dict]:
+    """The list of measurements.
+
+    Parts: ``presets`` (every preset, float32/float64, inference and training), ``ratios`` (the
+    presets compared with DeePMD-kit, float64), ``student`` (student vs ``small``, float32, 192 and
+    1536 atoms), ``scaling`` (~100 to ~10,000 atoms). ``quick`` overrides them with a small subset.
+    """
     base = {"threads": threads}
-    if scaling_only:
-        return scaling_tasks(base)
-    if ratios_only:
-        return [
-            {**base, "mode": mode, "preset": p, "dtype": "float64", "repeat": 1, "warmup": 2, "reps": 5}
-            for p in ("student", "deepmd-small", "deepmd-medium")
-            for mode in ("infer", "train")
-        ]
     if quick:
         return [
             {**base, "mode": "infer", "preset": p, "dtype": "float32", "repeat": 1, "warmup": 1, "reps": 2}
             for p in ("student", "small")
         ] + [{**base, "mode": "train", "preset": "student", "dtype": "float32", "repeat": 1, "warmup": 1, "reps": 2}]
     tasks = []
-    for preset_name in ("student", "small", "medium", "deepmd-small", "deepmd-medium"):
-        for dtype in ("float32", "float64"):
-            tasks.append({**base, "mode": "infer", "preset": preset_name, "dtype": dtype, "repeat": 1,
-                          "warmup": 2, "reps": 5})
-            tasks.append({**base, "mode": "train", "preset": preset_name, "dtype": dtype, "repeat": 1,
-                          "warmup": 2, "reps": 5})
-        tasks.append({**base, "mode": "infer", "preset": preset_name, "dtype": "float32", "repeat": 2,
-                      "warmup": 1, "reps": 2})
-    return tasks + scaling_tasks(base)
+    if "presets" in parts:
+        for preset_name in ("student", "small", "medium", "deepmd-small", "deepmd-medium"):
+            for dtype in ("float32", "float64"):
+                for mode in ("infer", "train"):
+                    tasks.append({**base, "mode": mode, "preset": preset_name, "dtype": dtype, "repeat": 1,
+                                  "warmup": 2, "reps": 5})
+    elif "ratios" in parts:
+        tasks += [
+            {**base, "mode": mode, "preset": p, "dtype": "float64", "repeat": 1, "warmup": 2, "reps": 5}
+            for p in ("student", "deepmd-small", "deepmd-medium")
+            for mode in ("infer", "train")
+        ]
+    if "student" in parts:
+        tasks += [
+            {**base, "mode": "infer", "preset": p, "dtype": "float32", "repeat": repeat, "warmup": 2, "reps": 5}
+            for repeat in (1, 2)
+            for p in ("student", "small")
+            if not ("presets" in parts and repeat == 1)  # already measured
+        ]
+    if "scaling" in parts:
+        tasks += scaling_tasks(base)
+    return tasks
 
 
 def run_deepmd(peers_dir: Path, out: Path) -> dict | None:
@@ -227,8 +240,8 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--peers-dir", default=str(ROOT.parent / "shared" / "peers"))
     parser.add_argument("--skip-deepmd", action="store_true")
-    parser.add_argument("--ratios-only", action="store_true", help="only the presets compared with DeePMD-kit")
-    parser.add_argument("--scaling-only", action="store_true", help="only the 100 -> 10,000-atom scaling")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="what to measure (default: everything; see plan())")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per measurement")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
@@ -237,11 +250,11 @@ def main() -> None:
         return
     start = time.time()
     load_start = os.getloadavg()
-    results = [measure(task) for task in plan(args.quick, args.ratios_only, args.scaling_only, args.threads)]
+    results = [measure(task) for task in plan(args.quick, tuple(args.parts), args.threads)]
     report = {"benchmark": "bench_model", "quick": args.quick, "threads": args.threads, "system": "water 192 atoms (+2x2x2)",
               "loadavg_start": load_start, "loadavg_end": os.getloadavg(), "results": results,
               "summary": summary(results)}
-    if not (args.quick or args.skip_deepmd or args.scaling_only):
+    if not (args.quick or args.skip_deepmd) and {"presets", "ratios"} & set(args.parts):
         deepmd = run_deepmd(Path(args.peers_dir), Path("/tmp/lam_bench_deepmd.json"))
         report["deepmd"] = deepmd
         if deepmd and "models" in deepmd:
