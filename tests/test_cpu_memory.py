@@ -43,4 +43,4 @@ def test_large_blocks_are_reused_without_page_faults():
     pages = MEGABYTES_PER_ROUND * 2**20 / os.sysconf("SC_PAGE_SIZE")
     # glibc's default maps and unmaps every block each round: one fault per page
     assert default["faults"] > 0.5 * pages
-    assert tuned["faults"] < 0.05 * pages
+    assert tuned["faults"] < 0.1 * pages  # heap growth may still fault a few MB in some rounds
