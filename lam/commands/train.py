@@ -30,6 +30,14 @@ def finetune(
     patience: int = 10,
     val_every: int = 50,
     replay_frames: int = 100,
+    final_lr_ratio: float = 0.05,
+    warmup_steps: int = 0,
+    start_pref_e: float = 1.0,
+    limit_pref_e: float = 1.0,
+    start_pref_f: float = 1.0,
+    limit_pref_f: float = 1.0,
+    start_pref_s: float = 0.0,
+    limit_pref_s: float = 0.0,
 ) -> Path:
     """Fine-tune a pretrained model on your labelled frames and save it as a model folder.
 
@@ -54,6 +62,16 @@ def finetune(
         patience: validation checks without improvement before stopping.
         val_every: optimiser steps between validation checks.
         replay_frames: frames per pretraining dataset under --mode replay.
+        final_lr_ratio: learning rate at max_steps over lr (exponential decay; DeePMD stop_lr/start_lr).
+        warmup_steps: linear learning-rate warmup steps.
+        start_pref_e: energy-per-atom loss prefactor at the start ((eV/atom)^-2; DeePMD's name). The
+            fine-tuning defaults are DeePMD's limit values from step 0 (energy 1, forces 1): a pretrained
+            model needs no force-dominated start (0.02 / 1000 from scratch), which lets energies drift.
+        limit_pref_e: energy-per-atom loss prefactor at the end of the learning-rate decay.
+        start_pref_f: force loss prefactor at the start ((eV/Å)^-2).
+        limit_pref_f: force loss prefactor at the end of the decay.
+        start_pref_s: stress loss prefactor at the start ((eV/Å^3)^-2); 0 with limit 0: no stress term.
+        limit_pref_s: stress loss prefactor at the end of the decay.
     """
     from lam.train.evaluate import format_table, load_frames
     from lam.train.finetune import FinetuneOptions, format_ranking, head_name_for
@@ -74,6 +92,14 @@ def finetune(
         patience=patience,
         val_every=val_every,
         replay_frames=replay_frames,
+        final_lr_ratio=final_lr_ratio,
+        warmup_steps=warmup_steps,
+        start_pref_e=start_pref_e,
+        limit_pref_e=limit_pref_e,
+        start_pref_f=start_pref_f,
+        limit_pref_f=limit_pref_f,
+        start_pref_s=start_pref_s,
+        limit_pref_s=limit_pref_s,
     )
     out = Path(out) if out is not None else Path(f"finetuned_{name or head_name_for(data, [])}")
     test_frames = load_frames(test_data) if test_data else None

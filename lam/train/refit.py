@@ -21,6 +21,9 @@ from lam.data.statistics import ReferenceFit, fit_energy_references, fit_referen
 from lam.model.config import HeadSpec
 from lam.model.lam import LAM
 
+MIN_FORCE_SCALE = 0.01
+"""eV/Å: a force RMS below this is numerical noise, not a scale for a new head's energies."""
+
 
 @dataclass(frozen=True)
 class RefitResult:
@@ -91,7 +94,10 @@ def add_head_from_statistics(model: LAM, spec: HeadSpec, frames: Sequence[ase.At
     """Add a fresh head whose references and scale come from the data alone.
 
     References: least squares of the frame energies on composition; energy scale: the force RMS
-    (eV/Å), the typical size of what the head's MLP has to learn. Returns the references (Z -> eV).
+    (eV/Å), the typical size of what the head's MLP has to learn. Frames whose forces are all below
+    :data:`MIN_FORCE_SCALE` (symmetric cells of an equation of state) carry no scale information:
+    the scale then stays 1 (MACE's "no scaling" fallback); a scale of ~1e-4 would leave the fresh head
+    unable to move its energies. Returns the references (Z -> eV).
     """
     labelled = _labelled(frames)
     if not labelled:
@@ -100,7 +106,7 @@ def add_head_from_statistics(model: LAM, spec: HeadSpec, frames: Sequence[ase.At
     references = fit_energy_references(labelled)
     model.heads[spec.name].set_energy_references(references)
     scale = force_rms(labelled)
-    if scale:
+    if scale is not None and scale >= MIN_FORCE_SCALE:
         model.heads[spec.name].energy_scale.fill_(scale)
     return references
 
@@ -116,7 +122,9 @@ def rank_heads(
     """Zero-shot errors of each head on ``frames`` after its own reference refit, best first.
 
     Heads are ranked by force RMSE when the frames carry forces (the refit cannot change forces, so
-    this measures the shape of the potential-energy surface), else by energy MAE per atom. The
+    this measures the shape of the potential-energy surface), else by energy MAE per atom. Forces all
+    below :data:`MIN_FORCE_SCALE` (symmetric cells) say nothing about the surface's shape and would
+    favour the head that predicts the weakest forces: such frames are ranked by energy too. The
     model's references are restored afterwards.
     """
     from lam.train.evaluate import error_metrics, predict
@@ -127,5 +135,7 @@ def rank_heads(
         refit_energy_references(model, frames, head)
         rows.append((head, error_metrics(predict(model, frames, head))))
         model.heads[head].energy_reference.copy_(saved)
-    key = "force_rmse" if rows and rows[0][1]["force_rmse"] is not None else "energy_mae_per_atom"
+    has_forces = bool(rows) and rows[0][1]["force_rmse"] is not None
+    informative = has_forces and (force_rms(frames) or 0.0) >= MIN_FORCE_SCALE
+    key = "force_rmse" if informative else "energy_mae_per_atom"
     return sorted(rows, key=lambda row: row[1][key])

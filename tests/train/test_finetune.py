@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import inspect
 import json
 from pathlib import Path
 
@@ -15,12 +17,14 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from lam._version import __version__
-from lam.data.statistics import fit_energy_references
+from lam.data.statistics import fit_energy_references, force_rms
 from lam.hub.card import read_lineage
 from lam.hub.models import load_model
 from lam.model.config import HeadSpec, preset
 from lam.model.lam import LAM
 from lam.train.finetune import FinetuneOptions, finetune, prepare, split_frames
+from lam.train.finetune_fit import build_task
+from lam.train.refit import MIN_FORCE_SCALE, add_head_from_statistics
 
 torch.set_num_threads(1)
 FAST = FinetuneOptions(head="a", max_steps=3, val_every=3, batch_size=2, patience=2)
@@ -164,3 +168,117 @@ def test_replay_keeps_training_the_pretraining_head_on_its_own_data(tmp_path: Pa
         not torch.equal(v, parent.heads["s66x8_wb97x"].mlp.state_dict()[k]) for k, v in replayed.items()
     )
     assert read_lineage(tmp_path / "out")["mode"] == "replay"
+
+
+def test_loss_prefactors_and_lr_schedule_reach_the_trainer(tmp_path: Path) -> None:
+    options = dataclasses.replace(
+        FAST,
+        head="a",
+        max_steps=4,
+        val_every=2,
+        start_pref_e=5.0,
+        limit_pref_e=50.0,
+        start_pref_f=7.0,
+        limit_pref_f=3.0,
+        final_lr_ratio=0.1,
+        lr=2e-3,
+    )
+    task = build_task(load_model(str(parent_folder(tmp_path))), options)
+    assert task.loss_fn.prefactors(1.0) == (5.0, 7.0, 0.0)
+    assert task.lr * task.lr_schedule(options.max_steps) == pytest.approx(2e-4)
+    result = finetune(str(tmp_path / "parent"), emt_frames(10), tmp_path / "out", options, "cu.extxyz")
+    logs = [p for p in (tmp_path / "out" / "logs").rglob("metrics.csv")]
+    rows = [r for r in csv.DictReader(logs[0].open()) if r.get("train/pref_energy")]
+    assert result.steps == 4 and rows, "the fine-tuning run logged no training step"
+    for row in rows:  # DeePMD: p(t) = limit + (start - limit) * lr(t) / lr0, lr0 -> 0.1 lr0 over 4 steps
+        decay = 0.1 ** (int(row["step"]) / options.max_steps)
+        assert float(row["train/pref_energy"]) == pytest.approx(50.0 - 45.0 * decay, rel=1e-5)
+        assert float(row["train/pref_forces"]) == pytest.approx(3.0 + 4.0 * decay, rel=1e-5)
+
+
+def test_new_head_scale_ignores_force_free_frames(tmp_path: Path) -> None:
+    model = load_model(str(parent_folder(tmp_path)))
+    rattled = emt_frames(4)
+    add_head_from_statistics(model, HeadSpec("rattled"), rattled)
+    assert float(model.heads["rattled"].energy_scale) == pytest.approx(force_rms(rattled))
+    symmetric = []
+    for a in (3.5, 3.6, 3.7, 3.8):  # an equation of state of perfect fcc cells: forces are zero
+        atoms = bulk("Cu", "fcc", a=a, cubic=True)
+        atoms.calc = EMT()
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        symmetric.append(atoms)
+    assert force_rms(symmetric) < MIN_FORCE_SCALE
+    add_head_from_statistics(model, HeadSpec("eos"), symmetric)
+    assert float(model.heads["eos"].energy_scale) == 1.0  # not ~1e-16, which would freeze the head
+
+
+def test_cli_flags_reach_finetune_options_and_defaults_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lam.train.finetune as finetune_module
+    from lam.cli import run
+    from lam.commands.train import finetune as finetune_command
+
+    cli_defaults = {name: p.default for name, p in inspect.signature(finetune_command).parameters.items()}
+    for option in dataclasses.fields(FinetuneOptions):
+        if option.name in cli_defaults:  # one documented default, whichever way it is called
+            assert cli_defaults[option.name] == option.default, option.name
+    seen = {}
+
+    def capture(model_ref, frames, out, options, *args):  # noqa: ANN001, ANN002, ANN202
+        seen["options"] = options
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(finetune_module, "finetune", capture)
+    monkeypatch.setattr("lam.train.evaluate.load_frames", lambda data: emt_frames(4))
+    argv = [
+        "finetune",
+        "--from",
+        "m",
+        "--data",
+        "d.xyz",
+        "--start-pref-e",
+        "3",
+        "--limit-pref-e",
+        "30",
+        "--start-pref-f",
+        "40",
+        "--limit-pref-f",
+        "4",
+        "--limit-pref-s",
+        "0.5",
+        "--final-lr-ratio",
+        "0.2",
+        "--warmup-steps",
+        "7",
+        "--lr",
+        "0.0004",
+    ]
+    with pytest.raises(RuntimeError, match="captured"):
+        run(argv)
+    options = seen["options"]
+    assert (options.start_pref_e, options.limit_pref_e, options.start_pref_f, options.limit_pref_f) == (
+        3.0,
+        30.0,
+        40.0,
+        4.0,
+    )
+    assert (options.start_pref_s, options.limit_pref_s, options.final_lr_ratio) == (0.0, 0.5, 0.2)
+    assert (options.warmup_steps, options.lr) == (7, 4e-4)
+
+
+def test_auto_ranks_force_free_frames_by_energy(tmp_path: Path) -> None:
+    from lam.calculator import LAMCalculator
+    from lam.train.refit import rank_heads
+
+    model = load_model(str(parent_folder(tmp_path, ("a", "b", "c"))))
+    frames = []
+    for i, a in enumerate((3.5, 3.6, 3.7, 3.8, 3.9, 3.65)):  # unrattled cells: every force is zero
+        atoms = bulk("Cu", "fcc", a=a, cubic=True)
+        atoms.symbols[: i % 3] = "Al"
+        atoms.calc = LAMCalculator(model, head="c")
+        energy = atoms.get_potential_energy() + 0.3 * len(atoms)
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=np.zeros((len(atoms), 3)))
+        frames.append(atoms)
+    ranking = rank_heads(model, frames)
+    assert ranking[0][0] == "c"  # the head that made the energies, not the one with the weakest forces
+    assert ranking[0][1]["energy_mae_per_atom"] < 1e-6 < ranking[1][1]["energy_mae_per_atom"]

@@ -1,0 +1,129 @@
+"""The training run of a fine-tuning: the Lightning task built from the options, and early stopping.
+
+:func:`lam.train.finetune.finetune` prepares the model (head choice, reference refit) and calls
+:func:`train`; :func:`build_task` is also what tests use to check that options reach the trainer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import ase
+
+from lam.model.lam import LAM
+
+if TYPE_CHECKING:
+    from lam.train.finetune import FinetuneOptions, Split
+    from lam.train.module import LAMTask
+
+
+def _monitor(head: str, frames: Sequence[ase.Atoms]) -> str:
+    """Early-stopping metric: force RMSE when the frames carry forces, else energy MAE per atom."""
+    has_forces = any(a.calc is not None and a.calc.results.get("forces") is not None for a in frames)
+    return f"val/{head}/force_rmse" if has_forces else f"val/{head}/energy_mae_per_atom"
+
+
+def build_task(model: LAM, options: FinetuneOptions) -> LAMTask:
+    """The Lightning task of a fine-tuning run: loss, LR schedule and trainable part from ``options``.
+
+    The LR decays exponentially from ``lr`` (after ``warmup_steps``) to ``final_lr_ratio * lr`` at
+    ``max_steps``; the loss prefactors follow that decay from their start to their limit values.
+    """
+    import torch
+
+    from lam.train.losses import EnergyForceStressLoss
+    from lam.train.module import LAMTask
+    from lam.train.schedules import LRSchedule
+
+    loss = EnergyForceStressLoss(
+        energy_start=options.start_pref_e,
+        energy_limit=options.limit_pref_e,
+        forces_start=options.start_pref_f,
+        forces_limit=options.limit_pref_f,
+        stress_start=options.start_pref_s,
+        stress_limit=options.limit_pref_s,
+    )
+    schedule = LRSchedule(
+        "exp",
+        warmup_steps=options.warmup_steps,
+        decay_steps=max(options.max_steps - options.warmup_steps, 1),
+        final_ratio=options.final_lr_ratio,
+    )
+    return LAMTask(
+        model,
+        loss=loss,
+        lr=options.lr,
+        lr_schedule=schedule,
+        ema_decay=None,
+        trainable="heads" if options.mode == "frozen" else "all",
+        dtype="float64" if next(model.parameters()).dtype == torch.float64 else "float32",
+        fit_energy_references=False,  # the refit in prepare() already set them from the parent + data
+    )
+
+
+def train(
+    model: LAM,
+    head: str,
+    split: Split,
+    options: FinetuneOptions,
+    log_dir: Path,
+    replay: dict[str, list[ase.Atoms]] | None = None,
+) -> int:
+    """Train ``head`` (and ``replay`` heads) with early stopping; the best validated weights are kept.
+
+    Returns:
+        The number of optimiser steps taken.
+    """
+    import lightning.pytorch as pl
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+    from torch_geometric.loader import DataLoader
+
+    from lam.data.datamodule import MultiTaskDataModule
+    from lam.data.datasets import GraphDataset
+
+    pl.seed_everything(options.seed, verbose=False)
+    task = build_task(model, options)
+    sources = {head: split.train, **(replay or {})}
+    # the user's head gets half the steps however large the replay sample is
+    weights = {h: 0.5 if h == head else 0.5 / max(len(sources) - 1, 1) for h in sources}
+    data = MultiTaskDataModule(
+        sources,
+        batch_size=options.batch_size,
+        weights=weights,
+        val_fraction=0.0,
+        seed=options.seed,
+        cutoff=model.cutoff,
+        steps_per_epoch=min(options.val_every, options.max_steps),
+    )
+    callbacks, val_loader = [], None
+    if split.val:
+        monitor = _monitor(head, split.val)
+        # best-so-far weights under the logger's run folder (version_N/checkpoints)
+        checkpoint = ModelCheckpoint(monitor=monitor, mode="min", save_top_k=1)
+        callbacks = [EarlyStopping(monitor=monitor, patience=options.patience, mode="min"), checkpoint]
+        val_loader = DataLoader(
+            GraphDataset(split.val, model.cutoff, head=head), batch_size=options.batch_size
+        )
+    trainer = pl.Trainer(
+        max_steps=options.max_steps,
+        max_epochs=-1,
+        inference_mode=False,
+        logger=CSVLogger(log_dir, name=""),
+        callbacks=callbacks,
+        log_every_n_steps=min(50, options.val_every),  # short runs log their loss too
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        accelerator="cpu" if not torch.cuda.is_available() else "auto",
+        devices=1,
+    )
+    trainer.fit(task, train_dataloaders=data.train_dataloader(), val_dataloaders=val_loader)
+    if callbacks and checkpoint.best_model_path:
+        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+        task.load_state_dict(state)
+    model.cpu()
+    return int(trainer.global_step)
