@@ -59,24 +59,24 @@ def dense_neighbors(
     centres, neighbors = edge_index
     distances = edge_vectors.detach().norm(dim=-1)  # [E]
     kept = torch.nonzero(distances < cutoff).squeeze(-1)  # [E_kept] edge ids, in input order
-    counts = torch.bincount(centres[kept], minlength=n_atoms)
+    kept_centres = centres[kept]
+    counts = torch.bincount(kept_centres, minlength=n_atoms)
     largest = int(counts.max()) if n_atoms else 0
-    grouped = bool((centres[kept][1:] >= centres[kept][:-1]).all())
-    if nearest_first or largest > max_neighbors or not grouped:
+    # the grouping check is only needed (and only paid for) when nothing else forces the sort
+    if nearest_first or largest > max_neighbors or not bool((kept_centres[1:] >= kept_centres[:-1]).all()):
         # one sort by (centre, distance): distance < cutoff, so centre * 2 cutoff + distance orders both
-        key = centres[kept].to(torch.float64) * (2.0 * cutoff) + distances[kept].to(torch.float64)
-        kept = kept[torch.argsort(key, stable=True)]
+        key = kept_centres.to(torch.float64) * (2.0 * cutoff) + distances[kept].to(torch.float64)
+        order = torch.argsort(key, stable=True)
+        kept, kept_centres = kept[order], kept_centres[order]
     n_slots = max(1, min(max_neighbors, largest))
     n_edges = edge_vectors.shape[0]
     # empty slots point at an extra row E: a placeholder vector and neighbour 0
     slots, mask = to_dense_batch(
-        kept, centres[kept], fill_value=n_edges, max_num_nodes=n_slots, batch_size=n_atoms
+        kept, kept_centres, fill_value=n_edges, max_num_nodes=n_slots, batch_size=n_atoms
     )  # [N, n_slots] edge ids
     placeholder = edge_vectors.new_tensor([[2.0 * cutoff, 0.0, 0.0]])
-    flat_slots = slots.flatten()
-    # index_select, not advanced indexing: its backward is an index_add, not a sort + index_put
-    vectors = torch.cat([edge_vectors, placeholder]).index_select(0, flat_slots).view(n_atoms, n_slots, 3)
-    index = torch.cat([neighbors, neighbors.new_zeros(1)]).index_select(0, flat_slots).view(n_atoms, n_slots)
+    vectors = gather_neighbors(torch.cat([edge_vectors, placeholder]), slots)  # [N, n_slots, 3]
+    index = gather_neighbors(torch.cat([neighbors, neighbors.new_zeros(1)]), slots)  # [N, n_slots]
     return NeighborSlots(index=index, mask=mask, vectors=vectors)
 
 
