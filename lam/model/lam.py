@@ -16,7 +16,7 @@ from lam import keys
 from lam.model.config import DPA2Config, HeadSpec, LAMConfig
 from lam.model.heads import EnergyHead
 from lam.model.outputs import Predictions
-from lam.model.physics import derivatives, edge_vectors, strained_geometry
+from lam.model.physics import derivatives, edge_vectors
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -92,14 +92,11 @@ class LAM(
         n_graphs = cell.shape[0]
         need_grad = compute_forces or compute_stress
         with torch.enable_grad():
-            if need_grad:
-                positions = positions.detach().requires_grad_(True)
-            strained_pos, strained_cell, displacement = strained_geometry(
-                positions, cell, graph_index, compute_stress
-            )
             vectors = edge_vectors(
-                strained_pos, strained_cell, graph_index, batch[keys.EDGE_INDEX], batch[keys.CELL_SHIFT]
+                positions, cell, graph_index, batch[keys.EDGE_INDEX], batch[keys.CELL_SHIFT]
             )
+            if need_grad:  # forces and stress both come from dE/dr_edge (lam.model.physics)
+                vectors = vectors.detach().requires_grad_(True)
             numbers = batch[keys.ATOMIC_NUMBERS]
             node_feats = self.descriptor(numbers, batch[keys.EDGE_INDEX], vectors)  # [N, D]
             node_energy = head_module(node_feats, numbers, self.isolated_features(numbers, vectors))  # [N]
@@ -108,7 +105,8 @@ class LAM(
                 return Predictions(energy=energy, node_energy=node_energy)
             keep = self.training if create_graph is None else create_graph
             forces, virial, stress = derivatives(
-                energy, positions, displacement, cell, batch[keys.PBC], create_graph=keep
+                energy, vectors, batch[keys.EDGE_INDEX], graph_index, cell, batch[keys.PBC],
+                want_stress=compute_stress, create_graph=keep,
             )
         return Predictions(
             energy=energy, node_energy=node_energy, forces=forces, virial=virial, stress=stress

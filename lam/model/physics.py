@@ -1,40 +1,20 @@
-"""Forces, virial and stress as exact derivatives of the energy (one place for the strain trick)."""
+"""Forces, virial and stress as exact derivatives of the energy, taken through the edge vectors.
+
+Every lam descriptor sees positions only through the edge vectors r_e = x_j - x_i + S_e h. One
+gradient g_e = dE/dr_e then gives both derivatives (DeePMD-kit and LAMMPS pair styles do the same):
+
+    F_i = sum_{e: centre i} g_e - sum_{e: neighbour i} g_e           (F = -dE/dx)
+    W   = -sym(sum_e r_e (x) g_e)                                   (virial = -dE/dε, ε the strain)
+
+because a homogeneous strain x' = x (I + ε), h' = h (I + ε) maps every r_e to r_e (I + ε). This is
+the strain derivative without building a strained copy of positions and cell: for a model as cheap
+as the student, that bookkeeping cost as much as the stress itself.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
-
-
-def strained_geometry(
-    positions: Tensor, cell: Tensor, batch: Tensor, want_stress: bool
-) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Apply a zero symmetric strain ε that autograd can differentiate through.
-
-    With x' = x (I + ε) and h' = h (I + ε) the energy's derivative with respect to ε at ε = 0 is
-    -virial, which gives the stress of periodic systems.
-
-    Args:
-        positions: [N, 3] Å.
-        cell: [B, 3, 3] Å, rows are lattice vectors.
-        batch: [N] graph index of each atom.
-        want_stress: whether to build the strain (otherwise positions and cell pass through).
-
-    Returns:
-        strained positions [N, 3], strained cell [B, 3, 3], and the displacement [B, 3, 3] (or None).
-    """
-    if not want_stress:
-        return positions, cell, None
-    displacement = torch.zeros_like(cell, requires_grad=True)
-    strain = 0.5 * (displacement + displacement.transpose(1, 2))  # [B, 3, 3]
-    identity = torch.eye(3, dtype=cell.dtype, device=cell.device)
-    deformation = identity + strain  # [B, 3, 3]
-    if deformation.shape[0] == 1:  # one structure (MD): one matmul instead of N batched 3x3 products
-        positions = positions @ deformation[0]
-    else:
-        positions = torch.einsum("ni,nij->nj", positions, deformation.index_select(0, batch))
-    cell = torch.bmm(cell, identity + strain)
-    return positions, cell, displacement
 
 
 def edge_vectors(
@@ -52,33 +32,45 @@ def edge_vectors(
 
 def derivatives(
     energy: Tensor,
-    positions: Tensor,
-    displacement: Tensor | None,
+    vectors: Tensor,
+    edge_index: Tensor,
+    graph_index: Tensor,
     cell: Tensor,
     pbc: Tensor,
+    want_stress: bool,
     create_graph: bool,
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """Forces, virial and stress from the total energy.
+    """Forces, virial and stress from the total energy (see the module docstring).
 
     Args:
         energy: [B] eV.
-        positions: [N, 3] the leaf positions (requires_grad), Å.
-        displacement: [B, 3, 3] from :func:`strained_geometry`, or None for no stress.
-        cell: [B, 3, 3] unstrained cell, Å.
+        vectors: [E, 3] the edge vectors the energy was computed from (a leaf that requires grad), Å.
+        edge_index: [2, E] centre i and neighbour j of every edge.
+        graph_index: [N] graph of every atom.
+        cell: [B, 3, 3] cell, Å.
         pbc: [B, 3] periodicity; stress is zero for graphs with no periodic axis.
+        want_stress: also return virial and stress.
         create_graph: keep the graph (training with a force loss needs double backward).
 
     Returns:
         forces [N, 3] eV/Å, virial [B, 3, 3] eV or None, stress [B, 3, 3] eV/Å^3 or None.
     """
-    inputs = [positions] if displacement is None else [positions, displacement]
-    grads = torch.autograd.grad(
-        energy.sum(), inputs, create_graph=create_graph, allow_unused=True, materialize_grads=True
+    (edge_grad,) = torch.autograd.grad(
+        energy.sum(), [vectors], create_graph=create_graph, allow_unused=True, materialize_grads=True
     )
-    forces = -grads[0]
-    if displacement is None:
+    edge_grad = edge_grad.to(vectors.dtype)
+    centre, neighbour = edge_index
+    n_atoms = graph_index.shape[0]
+    forces = edge_grad.new_zeros(n_atoms, 3).index_add(0, centre, edge_grad).index_add(0, neighbour, -edge_grad)
+    if not want_stress:
         return forces, None, None
-    virial = -grads[1]
+    per_edge = vectors.detach().unsqueeze(-1) * edge_grad.unsqueeze(-2)  # r_e (x) g_e [E, 3, 3]
+    if cell.shape[0] == 1:
+        summed = per_edge.sum(0, keepdim=True)
+    else:
+        edge_graph = graph_index.index_select(0, centre)
+        summed = per_edge.new_zeros(cell.shape[0], 3, 3).index_add(0, edge_graph, per_edge)
+    virial = -0.5 * (summed + summed.transpose(1, 2))  # [B, 3, 3]
     volume = torch.linalg.det(cell).abs()  # [B]
     periodic = pbc.any(dim=1) & (volume > 0)
     safe_volume = torch.where(periodic, volume, torch.ones_like(volume))
