@@ -34,18 +34,22 @@ class EnergyHead(nn.Module):
         # [] eV: typical size of the learned part (e.g. the force RMS), so the MLP works at unit scale
         self.register_buffer("energy_scale", torch.ones(()))
 
-    def forward(self, node_feats: Tensor, atomic_numbers: Tensor, isolated_feats: Tensor) -> Tensor:
+    def forward(
+        self, node_feats: Tensor, atomic_numbers: Tensor, isolated_feats: Tensor, element_index: Tensor
+    ) -> Tensor:
         """Per-atom energies.
 
         Args:
             node_feats: [N, in_dim] descriptor features.
             atomic_numbers: [N] int64.
-            isolated_feats: [N, in_dim] descriptor features of an isolated atom of each atom's element.
+            isolated_feats: [n_elements, in_dim] descriptor features of an isolated atom of each element.
+            element_index: [N] row of ``isolated_feats`` for each atom's element.
 
         Returns:
             [N] per-atom energies, eV.
         """
-        learned = (self.mlp(node_feats) - self.mlp(isolated_feats)).squeeze(-1)
+        # the isolated-atom term goes through the MLP once per element, not once per atom
+        learned = self.mlp(node_feats).squeeze(-1) - self.mlp(isolated_feats).squeeze(-1)[element_index]
         return learned * self.energy_scale + self.energy_reference[atomic_numbers]
 
     def set_energy_references(self, references: dict[int, float]) -> None:

@@ -99,7 +99,8 @@ class LAM(
                 vectors = vectors.detach().requires_grad_(True)
             numbers = batch[keys.ATOMIC_NUMBERS]
             node_feats = self.descriptor(numbers, batch[keys.EDGE_INDEX], vectors)  # [N, D]
-            node_energy = head_module(node_feats, numbers, self.isolated_features(numbers, vectors))  # [N]
+            isolated, element_index = self.isolated_element_features(numbers, vectors)
+            node_energy = head_module(node_feats, numbers, isolated, element_index)  # [N]
             energy = node_energy.new_zeros(n_graphs).index_add(0, graph_index, node_energy)  # [B]
             if not need_grad:
                 return Predictions(energy=energy, node_energy=node_energy)
@@ -129,8 +130,14 @@ class LAM(
         self.descriptor.fit_environment_std(batch[keys.ATOMIC_NUMBERS], batch[keys.EDGE_INDEX], vectors)
 
     def isolated_features(self, atomic_numbers: Tensor, like: Tensor) -> Tensor:
-        """Descriptor features of an isolated atom of each atom's element, [N, D] (one pass per element).
+        """Descriptor features of an isolated atom of each atom's element, [N, D]."""
+        features, element_index = self.isolated_element_features(atomic_numbers, like)
+        return features[element_index]
 
+    def isolated_element_features(self, atomic_numbers: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
+        """Descriptor features of an isolated atom of each element present, and each atom's row.
+
+        Returns ``[n_elements, D]`` features and the ``[N]`` index of each atom's element in them.
         In eval mode the per-element features are cached (detached) until a descriptor weight or
         buffer changes in place (tracked by their version counters): they depend on nothing else,
         and recomputing them is a full extra descriptor pass per evaluation, which costs a cheap
@@ -138,14 +145,14 @@ class LAM(
         """
         elements, inverse = torch.unique(atomic_numbers, return_inverse=True)
         if self.training:
-            return self._isolated_pass(elements, like)[inverse]
+            return self._isolated_pass(elements, like), inverse
         tensors = [*self.descriptor.parameters(), *self.descriptor.buffers()]
         key = (tuple(elements.tolist()), like.dtype, like.device, tuple(t._version for t in tensors))
         key += (tuple(t.data_ptr() for t in tensors),)  # .to() / load_state_dict(assign=True) swap storage
         if self._isolated_cache is None or self._isolated_cache[0] != key:
             with torch.no_grad():
                 self._isolated_cache = (key, self._isolated_pass(elements, like))
-        return self._isolated_cache[1][inverse]
+        return self._isolated_cache[1], inverse
 
     def _isolated_pass(self, elements: Tensor, like: Tensor) -> Tensor:
         """Descriptor features [n_elements, D] of one isolated atom of each element."""
