@@ -45,8 +45,9 @@ SIZES = (10, 30, 100, 300, 1000)
 SCRATCH_PREFACTORS = {"start_pref_e": 0.02, "limit_pref_e": 1.0, "start_pref_f": 1000.0, "limit_pref_f": 1.0}
 
 
-def test_split(name: str, seed: int, n_test: int) -> tuple[list, list]:
-    """(train pool, fixed test frames): the card's test split when it has one, else a seeded holdout."""
+def test_split(name: str, split_seed: int, seed: int, n_test: int) -> tuple[list, list]:
+    """(train pool, fixed test frames): the card's test split when it has one, else a holdout drawn
+    with ``split_seed``; the pool is then shuffled with ``seed`` (its first N frames train a run)."""
     from lam.data.registry import get_card
     from lam.data.training_format import row_to_atoms
 
@@ -58,7 +59,7 @@ def test_split(name: str, seed: int, n_test: int) -> tuple[list, list]:
         pool, test = [row_to_atoms(r) for r in pool], [row_to_atoms(r) for r in test]
     else:
         frames = load_frames(name)
-        order = np.random.default_rng(seed).permutation(len(frames))
+        order = np.random.default_rng(split_seed).permutation(len(frames))
         pool, test = [frames[i] for i in order[n_test:]], [frames[i] for i in order[:n_test]]
     order = np.random.default_rng(seed + 1).permutation(len(pool))
     return [pool[i] for i in order], test[:n_test]
@@ -137,7 +138,7 @@ def run_options(args: argparse.Namespace, kind: str, name: str, batch_size: int)
 
 def bench_dataset(name: str, args: argparse.Namespace, root: Path) -> dict:
     """Learning curves of one dataset; sizes beyond its train pool are listed under ``skipped``."""
-    pool, test = test_split(name, args.seed, args.test_frames)
+    pool, test = test_split(name, args.split_seed, args.seed, args.test_frames)
     batch_size = batch_size_for(pool, args.batch_atoms, args.batch_size)
     curves: dict[str, dict] = {"finetuned": {}, "scratch": {}, "step0_energy_mae_per_atom": {}}
     skipped: dict[str, list[int]] = {}
@@ -241,7 +242,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="finetune",
         help="scratch prefactors: DeePMD's from-scratch 0.02->1 / 1000->1, or the fine-tuning defaults",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="train subsets, initialisation, batches")
+    parser.add_argument(
+        "--split-seed", type=int, default=0, help="the held-out test split (keep it fixed across --seed)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--test-frames", type=int, default=None, help="fixed test split size (60; quick: 30)")
     parser.add_argument(
@@ -285,6 +289,7 @@ def make_report(args: argparse.Namespace, results: dict, png: Path, seconds: flo
         "quick": args.quick,
         "complete": complete,
         "seed": args.seed,
+        "split_seed": args.split_seed,
         "threads": torch.get_num_threads(),
         "finetune_options": {k: v for k, v in dataclasses.asdict(ft).items() if k not in drop},
         "scratch_options": {k: v for k, v in dataclasses.asdict(scratch).items() if k not in drop},

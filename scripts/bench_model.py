@@ -93,6 +93,47 @@ def worker(task: dict) -> dict:
     return {**task, "atoms": n, "params": n_params, **figures, "all_s": [round(t, 5) for t in times]}
 
 
+def paired_worker(task: dict) -> dict:
+    """Student and ``small`` in one process, alternating for several rounds (their ratio per round).
+
+    This VM's single-core speed drifts by up to 2x over minutes, so two models measured in separate
+    processes minutes apart can be off by that much; alternating them keeps both in the same window.
+    """
+    import torch
+
+    from lam.cpu_memory import reuse_freed_memory
+    from lam.data.graph import AtomicGraph
+    from lam.model.config import preset
+    from lam.model.lam import LAM
+
+    torch.set_num_threads(task["threads"])
+    reuse_freed_memory()
+    torch.manual_seed(0)
+    atoms = water_system(task["repeat"])
+    n = len(atoms)
+    models = {name: LAM(preset(name)).float().eval() for name in ("student", "small")}
+
+    def evaluate(model: LAM) -> None:
+        graph = AtomicGraph.from_atoms(atoms, model.cutoff, dtype=torch.float32)
+        model(graph, compute_forces=True, compute_stress=True).forces.sum().item()
+
+    per_round = {name: [] for name in models}
+    for name, model in models.items():  # warm-up
+        for _ in range(2):
+            evaluate(model)
+    for _ in range(task["rounds"]):
+        for name, model in models.items():
+            times, start = [], time.perf_counter()
+            while len(times) < 3 or time.perf_counter() - start < task["seconds_per_round"]:
+                tick = time.perf_counter()
+                evaluate(model)
+                times.append(time.perf_counter() - tick)
+            per_round[name].append(statistics.median(times) / n * 1e6)
+    ratios = [t / s for t, s in zip(per_round["small"], per_round["student"], strict=True)]
+    return {**task, "atoms": n, "us_per_atom": {k: [round(v, 1) for v in vals] for k, vals in per_round.items()},
+            "ratio_per_round": [round(r, 2) for r in ratios], "ratio_median": statistics.median(ratios)}
+
+
 def measure(task: dict) -> dict:
     """Run :func:`worker` in a fresh subprocess; add its peak RSS."""
     cmd = [sys.executable, __file__, "--worker", json.dumps(task)]
@@ -104,6 +145,10 @@ def measure(task: dict) -> dict:
     result = json.loads(out.strip().splitlines()[-1])
     result["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)
     result["minor_page_faults"] = usage.ru_minflt  # whole process: lam.cpu_memory keeps this low
+    if task["mode"] == "paired":
+        print(f"[bench_model] student vs small, {result['atoms']} atoms: ratios {result['ratio_per_round']}",
+              file=sys.stderr, flush=True)
+        return result
     print(f"[bench_model] {task['mode']} {task['preset']} {task['dtype']} {result['atoms']} atoms: "
           + (f"{result['us_per_atom']:.1f} us/atom" if task["mode"] == "infer" else f"{result['ms_per_step']:.1f} ms/step"),
           file=sys.stderr, flush=True)
@@ -154,12 +199,11 @@ def plan(quick: bool, parts: tuple[str, ...] = PARTS, threads: int = 2) -> list[
             for p in ("student", "deepmd-small", "deepmd-medium")
             for mode in ("infer", "train")
         ]
-    if "student" in parts:
+    if "student" in parts:  # interleaved in one process: see paired_worker
         tasks += [
-            {**base, "mode": "infer", "preset": p, "dtype": "float32", "repeat": repeat, "warmup": 2, "reps": 5}
+            {**base, "mode": "paired", "preset": "student+small", "dtype": "float32", "repeat": repeat,
+             "rounds": 5, "seconds_per_round": 2.0 if repeat == 1 else 4.0}
             for repeat in (1, 2)
-            for p in ("student", "small")
-            if not ("presets" in parts and repeat == 1)  # already measured
         ]
     if "scaling" in parts:
         tasks += scaling_tasks(base)
@@ -210,6 +254,9 @@ def summary(results: list[dict]) -> dict:
         return None
 
     out = {}
+    for r in results:
+        if r["mode"] == "paired" and "ratio_median" in r:
+            out[f"student_speedup_vs_small_interleaved_{r['atoms']}_atoms"] = r["ratio_median"]
     for dtype, repeat, label in (("float32", 1, ""), ("float64", 1, ""), ("float32", 2, "_1536_atoms")):
         teacher, student = infer("small", dtype, repeat), infer("student", dtype, repeat)
         if teacher and student:
@@ -236,7 +283,8 @@ def main() -> None:
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
+        task = json.loads(args.worker)
+        print(json.dumps(paired_worker(task) if task["mode"] == "paired" else worker(task)))
         return
     start = time.time()
     load_start = os.getloadavg()
