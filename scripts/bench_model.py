@@ -118,7 +118,7 @@ def paired_worker(task: dict) -> dict:
         model(graph, compute_forces=True, compute_stress=True).forces.sum().item()
 
     per_round = {name: [] for name in models}
-    for name, model in models.items():  # warm-up
+    for model in models.values():  # warm-up
         for _ in range(2):
             evaluate(model)
     for _ in range(task["rounds"]):

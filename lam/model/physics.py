@@ -61,7 +61,8 @@ def derivatives(
     edge_grad = edge_grad.to(vectors.dtype)
     centre, neighbour = edge_index
     n_atoms = graph_index.shape[0]
-    forces = edge_grad.new_zeros(n_atoms, 3).index_add(0, centre, edge_grad).index_add(0, neighbour, -edge_grad)
+    forces = edge_grad.new_zeros(n_atoms, 3).index_add(0, centre, edge_grad)
+    forces = forces.index_add(0, neighbour, -edge_grad)
     if not want_stress:
         return forces, None, None
     per_edge = vectors.detach().unsqueeze(-1) * edge_grad.unsqueeze(-2)  # r_e (x) g_e [E, 3, 3]

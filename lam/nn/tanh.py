@@ -45,4 +45,5 @@ class Tanh(nn.Module):
     """``nn.Tanh`` with :func:`tanh`."""
 
     def forward(self, x: Tensor) -> Tensor:
+        """Elementwise tanh."""
         return tanh(x)

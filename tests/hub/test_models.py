@@ -26,7 +26,8 @@ def test_load_from_local_folder(tmp_path: Path) -> None:
     model = build_model(preset("student"))
     model.save_pretrained(tmp_path / "m")
     loaded = load_model(str(tmp_path / "m"))
-    assert torch.equal(predict(model, [organic_molecule()]).energy, predict(loaded, [organic_molecule()]).energy)
+    molecule = organic_molecule()
+    assert torch.equal(predict(model, [molecule]).energy, predict(loaded, [molecule]).energy)
 
 
 def _fake_hub_cache(cache: Path, repo_id: str, revision: str, folder: Path, commit: str) -> None:

@@ -62,7 +62,8 @@ def test_normalize_argv_spells_flags_for_jsonargparse() -> None:
         "true",
     ]
     assert normalize_argv(["eval", "M", "D", "--json", "false"], components())[-2:] == ["--json", "false"]
-    assert normalize_argv(["data", "convert", "a", "b", "--overwrite"], components())[-2:] == ["--overwrite", "true"]
+    argv = normalize_argv(["data", "convert", "a", "b", "--overwrite"], components())
+    assert argv[-2:] == ["--overwrite", "true"]
 
 
 def test_finetune_then_eval_json(

@@ -36,16 +36,19 @@ SCRIPT = textwrap.dedent('''
                                batch_size=2, val_fraction=0.25, cutoff=4.0, steps_per_epoch=3)
     task = LAMTask("student", heads=["cu", "al"], lr=5e-3, ema_decay=0.9)
     record = Record()
-    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true", max_steps=5,
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true",
+                         max_steps=5,
                          inference_mode=False, use_distributed_sampler=False, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          num_sanity_val_steps=0, callbacks=[record])
     trainer.fit(task, datamodule=data)
     rank = trainer.global_rank
-    save_file({k: v.contiguous() for k, v in task.model.state_dict().items()}, str(out / f"rank{rank}.safetensors"))
+    weights = {k: v.contiguous() for k, v in task.model.state_dict().items()}
+    save_file(weights, str(out / f"rank{rank}.safetensors"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    (out / f"rank{rank}.json").write_text(json.dumps({"seen": record.seen, "metrics": metrics,
-                                                      "world": trainer.world_size, "step": trainer.global_step}))
+    report = {"seen": record.seen, "metrics": metrics}
+    report.update(world=trainer.world_size, step=trainer.global_step)
+    (out / f"rank{rank}.json").write_text(json.dumps(report))
 ''')
 
 
@@ -62,7 +65,7 @@ def test_two_cpu_processes_agree(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2] and [r["step"] for r in ranks] == [5, 5]
-    for (head0, frames0), (head1, frames1) in zip(ranks[0]["seen"], ranks[1]["seen"]):
+    for (head0, frames0), (head1, frames1) in zip(ranks[0]["seen"], ranks[1]["seen"], strict=False):
         assert head0 == head1  # one dataset per global step
         assert frames0 != frames1  # each rank its own part of the global batch
     assert ranks[0]["metrics"] and ranks[0]["metrics"] == ranks[1]["metrics"]  # synced validation metrics

@@ -93,7 +93,7 @@ def test_exponential_and_cosine_schedules_with_warmup():
     assert cos(50) == pytest.approx(0.55)
     assert cos(100) == pytest.approx(0.1)
     values = [cos(s) for s in range(101)]
-    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
     with pytest.raises(ValueError, match="kind"):
         LRSchedule("linear")
     with pytest.raises(ValueError, match="final_ratio"):
