@@ -111,6 +111,20 @@ def run_one(parent: str, train: list, test: list, options: FinetuneOptions, root
     }
 
 
+def frames_with_forces(frames: list, threshold: float = 1e-2) -> int:
+    """How many frames carry force information (some |F| component above ``threshold`` eV/Å).
+
+    Symmetric cells (Ta's elastic and volume scans) have all forces zero by symmetry: a train subset
+    made only of them teaches energies but nothing about forces, whatever the model.
+    """
+    count = 0
+    for atoms in frames:
+        results = atoms.calc.results if atoms.calc is not None else {}
+        if "forces" in results and float(np.abs(results["forces"]).max()) > threshold:
+            count += 1
+    return count
+
+
 def batch_size_for(pool: list, atoms_per_batch: int | None, fixed: int) -> int:
     """Frames per batch: ``fixed``, or DeePMD's ``auto:atoms_per_batch`` rule on the pool's mean size."""
     if not atoms_per_batch:
@@ -151,6 +165,7 @@ def bench_dataset(name: str, args: argparse.Namespace, root: Path) -> dict:
                 parent = scratch_folder(args.model, pool[:n], root / f"scratch_init_{n}", args.seed)
             options = run_options(args, kind, name, batch_size)
             row = run_one(parent, pool[:n], test, options, root, f"{kind}_{n}")
+            row["train_frames_with_forces"] = frames_with_forces(pool[:n])
             curves[kind][n] = row
             if kind == "finetuned":
                 curves["step0_energy_mae_per_atom"][n] = step0_energy(
