@@ -1,9 +1,9 @@
 """tanh computed as ``2 sigmoid(2x) - 1`` on CPU, where it is about 2.4x cheaper than ``torch.tanh``.
 
-PyTorch's vectorised CPU tanh costs 3.4 ns per float32 element on this project's AMD EPYC runners
-against 1.0 ns for sigmoid (``scripts/bench_model.py``'s machine, torch 2.13); the identity
-``tanh(x) = 2 sigmoid(2x) - 1`` then costs 1.4 ns. tanh is DeePMD's activation for every embedding
-net and fitting head, so this is up to a quarter of a small model's evaluation. The result differs
+PyTorch's vectorised CPU tanh costs 3.4 ns per float32 element on the project's 2-core AMD EPYC VM
+(torch 2.13, AVX2) against 1.0 ns for sigmoid; the identity ``tanh(x) = 2 sigmoid(2x) - 1`` then
+costs 1.4 ns (float64: 7.5 against 3.4 ns). tanh is DeePMD's activation for every embedding net and
+fitting head; it was the most expensive kernel of a student evaluation (12% of it). The result differs
 from ``torch.tanh`` by a few units in the last place (absolute error below 2e-7 in float32, 4e-16
 in float64). The backward is ``tanh_backward`` on the saved output, itself differentiable, so force
 training (double backward) works. Other devices keep ``torch.tanh``, which is one fused kernel there.
