@@ -13,7 +13,8 @@ energy-reference refit. Sizes larger than a dataset's train pool are listed unde
 Prints ONE JSON object on stdout (progress goes to stderr) and writes ``bench_finetune.json`` and a
 learning-curve ``bench_finetune.png`` into ``--out`` (rewritten after each dataset).
 
-    python scripts/bench_finetune.py --threads 1 --steps 1200 --out scripts/results  # full, ~1 h
+    python scripts/bench_finetune.py --threads 1 --steps 1200 --seed 0 \
+        --out scripts/results/bench_finetune/seed0                                  # full, ~50 min
     python scripts/bench_finetune.py --quick --out /tmp/bench                      # a few minutes
 """
 
