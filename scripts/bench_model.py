@@ -41,19 +41,27 @@ def water_system(repeat: int = 1):  # noqa: ANN201
     return atoms * (repeat, repeat, repeat) if repeat > 1 else atoms
 
 
+def start_process(threads: int) -> None:
+    """What every measuring process does first: thread count, allocator, seed (as the lam command)."""
+    import torch
+
+    from lam.cpu_memory import reuse_freed_memory
+
+    torch.set_num_threads(threads)
+    reuse_freed_memory()
+    torch.manual_seed(0)
+
+
 def worker(task: dict) -> dict:
     """Run one measurement in this process and return its figures."""
     import torch
 
-    from lam.cpu_memory import reuse_freed_memory
     from lam.data.graph import AtomicGraph
     from lam.model.config import preset
     from lam.model.lam import LAM
 
-    torch.set_num_threads(task["threads"])
-    reuse_freed_memory()  # as the lam command and the ASE calculator do
+    start_process(task["threads"])
     dtype = {"float32": torch.float32, "float64": torch.float64}[task["dtype"]]
-    torch.manual_seed(0)
     model = LAM(preset(task["preset"])).to(dtype)
     atoms = water_system(task.get("repeat", 1))
     n = len(atoms)
@@ -101,14 +109,11 @@ def paired_worker(task: dict) -> dict:
     """
     import torch
 
-    from lam.cpu_memory import reuse_freed_memory
     from lam.data.graph import AtomicGraph
     from lam.model.config import preset
     from lam.model.lam import LAM
 
-    torch.set_num_threads(task["threads"])
-    reuse_freed_memory()
-    torch.manual_seed(0)
+    start_process(task["threads"])
     atoms = water_system(task["repeat"])
     n = len(atoms)
     models = {name: LAM(preset(name)).float().eval() for name in ("student", "small")}
@@ -135,7 +140,7 @@ def paired_worker(task: dict) -> dict:
 
 
 def measure(task: dict) -> dict:
-    """Run :func:`worker` in a fresh subprocess; add its peak RSS."""
+    """Run :func:`worker` (or :func:`paired_worker`) in a fresh subprocess; add its peak RSS."""
     cmd = [sys.executable, __file__, "--worker", json.dumps(task)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)

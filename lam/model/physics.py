@@ -58,7 +58,6 @@ def derivatives(
     (edge_grad,) = torch.autograd.grad(
         energy.sum(), [vectors], create_graph=create_graph, allow_unused=True, materialize_grads=True
     )
-    edge_grad = edge_grad.to(vectors.dtype)
     centre, neighbour = edge_index
     n_atoms = graph_index.shape[0]
     forces = edge_grad.new_zeros(n_atoms, 3).index_add(0, centre, edge_grad)
