@@ -28,6 +28,8 @@ class LAMCalculator(Calculator):
             atom has moved more than skin / 2 (a Verlet list; see
             :class:`~lam.data.neighbors.SkinNeighborList`). Results are exactly those of a fresh
             search; 0 searches at every call.
+
+    The model is put in eval mode with its weights frozen (``requires_grad_(False)``), in place.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
@@ -48,7 +50,9 @@ class LAMCalculator(Calculator):
 
             model = load_model(str(model))
         self.torch_dtype = {"float64": torch.float64, "float32": torch.float32}[dtype]
-        self.model = model.to(device=device, dtype=self.torch_dtype).eval()
+        # frozen like MACE's calculator does: no weight gradients to track, and a frozen model takes
+        # the hand-written inference derivatives (lam.model.two_body_inference)
+        self.model = model.to(device=device, dtype=self.torch_dtype).eval().requires_grad_(False)
         self.head = self.model.resolve_head(head)
         self.device = device
         self.neighbors = SkinNeighborList(self.model.cutoff, skin)

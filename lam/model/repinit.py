@@ -12,8 +12,10 @@ permutations of neighbours, and smooth at the cutoff because R_ij -> 0 there.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
+from lam.model.two_body_inference import FrozenTwoBody
 from lam.nn.mlp import MLP, SplitInputLinear, activation_module
 from lam.nn.neighbors import NeighborSlots, gather_neighbors
 from lam.nn.radial import EnvironmentMatrix
@@ -54,6 +56,8 @@ class Repinit(nn.Module):
         # DeePMD's embedding nets are residual where widths repeat or double, without timestep
         self.rest = MLP(widths[0], widths[1:], activation, resnet=True, timestep=False)
         self.out_dim = widths[-1] * axis_dim
+        # the hand-written inference derivatives know tanh only
+        self.tanh_layers = activation == "tanh" and self.rest.output is None
 
     def forward(self, slots: NeighborSlots, atomic_numbers: Tensor, type_feats: Tensor) -> Tensor:
         """Two-body descriptor of every atom.
@@ -66,15 +70,44 @@ class Repinit(nn.Module):
         Returns:
             [N, M * axis_dim] invariant features.
         """
-        env, _ = self.env(slots.vectors, slots.mask, atomic_numbers)  # R_ij [N, n, 4]
-        hidden = (
-            self.first_layer.project(0, env[..., :1])  # [N, n, w0]
-            + gather_neighbors(self.first_layer.project(1, type_feats), slots.index)  # neighbour type
+        # the parts of the first layer that do not depend on geometry: element types and bias
+        pair_bias = (
+            gather_neighbors(self.first_layer.project(1, type_feats), slots.index)  # neighbour type
             + self.first_layer.project(2, type_feats).unsqueeze(1)  # centre type
             + self.first_layer.bias
-        )
+        )  # [N, n, w0]
+        if self.frozen_inference(type_feats):
+            return self.forward_frozen(slots, atomic_numbers, pair_bias)
+        env, _ = self.env(slots.vectors, slots.mask, atomic_numbers)  # R_ij [N, n, 4]
+        hidden = self.first_layer.project(0, env[..., :1]) + pair_bias  # [N, n, w0]
         embedding = self.rest(self.activation(hidden))  # G_ij [N, n, M]
         moments = env.transpose(-1, -2) @ embedding / float(self.max_neighbors)  # T_i^T [N, 4, M]
         # D_i = T_i T_i[:axis]^T: contracting over the 4 environment columns removes the rotation
         invariant = moments.transpose(-1, -2) @ moments[..., : self.axis_dim]  # [N, M, axis]
         return invariant.flatten(1)
+
+    def frozen_inference(self, type_feats: Tensor) -> bool:
+        """Whether :mod:`lam.model.two_body_inference` applies: eval mode, nothing to train, tanh."""
+        if self.training or type_feats.requires_grad or not self.tanh_layers:
+            return False
+        return not any(p.requires_grad for p in self.parameters())
+
+    def forward_frozen(self, slots: NeighborSlots, atomic_numbers: Tensor, pair_bias: Tensor) -> Tensor:
+        """:meth:`forward` with hand-written slot derivatives (see :mod:`lam.model.two_body_inference`)."""
+        std = self.env.env_std[atomic_numbers]  # [N, 2]
+        env_scale = torch.cat([std[:, :1], std[:, 1:].expand(-1, 3)], dim=-1)  # [N, 4]
+        layers = tuple(
+            (layer.linear.weight, layer.linear.bias, layer.timestep, layer.residual)
+            for layer in self.rest.hidden
+        )
+        return FrozenTwoBody.apply(
+            slots.vectors,
+            slots.mask,
+            env_scale,
+            pair_bias,
+            self.first_layer.linear.weight[:, 0],
+            layers,
+            (self.env.smooth_start, self.env.cutoff),
+            float(self.max_neighbors),
+            self.axis_dim,
+        )

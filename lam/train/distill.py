@@ -11,6 +11,8 @@ outside the student: only the student's ``LAM`` is trained and saved.
 
 from __future__ import annotations
 
+import copy
+
 import json
 import os
 import timeit
@@ -192,7 +194,7 @@ def train_student(
         log_every_n_steps=min(50, steps), inference_mode=False,
         accelerator="auto" if torch.cuda.is_available() else "cpu", devices=1,
     )
-    student.train()  # the student MD calculator left it in eval mode, which Lightning keeps
+    student.train()  # Lightning keeps the mode it is given: after speed checks that is eval
     trainer.fit(task, train_dataloaders=data.train_dataloader())
     student.cpu()
     return int(trainer.global_step)
@@ -236,7 +238,8 @@ def explore(
                                   include_start=round_index == 1)]
     by_student = []
     if round_index > 1:
-        student_calc = LAMCalculator(student, head=head, dtype=options.dtype)
+        # a copy: the calculator freezes the model it holds, and this student trains on
+        student_calc = LAMCalculator(copy.deepcopy(student), head=head, dtype=options.dtype)
         by_student = [f for i, s in enumerate(starts)
                       for f in run_md(s, student_calc, options, seed + 50 + i, f"r{round_index}-student-s{i}",
                                       max_force=options.max_force, include_start=False)]

@@ -27,3 +27,10 @@ class TestDPA2AllBranchesPhysics(ModelPhysicsTests):
             pair_self_product=True,
         ),
     )
+
+
+class TestFrozenTinyDPA2Physics(ModelPhysicsTests):
+    """Frozen weights: the repinit block takes its hand-written inference derivatives."""
+
+    config = TINY
+    frozen = True
