@@ -12,7 +12,6 @@ outside the student: only the student's ``LAM`` is trained and saved.
 from __future__ import annotations
 
 import copy
-
 import json
 import os
 import timeit
