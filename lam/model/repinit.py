@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from lam.model.two_body_inference import FrozenTwoBody
+from lam.model.two_body_kernel import load_kernel, two_body
 from lam.nn.mlp import MLP, SplitInputLinear, activation_module
 from lam.nn.neighbors import NeighborSlots, gather_neighbors
 from lam.nn.radial import EnvironmentMatrix
@@ -94,12 +95,7 @@ class Repinit(nn.Module):
 
     def forward_frozen(self, slots: NeighborSlots, atomic_numbers: Tensor, pair_bias: Tensor) -> Tensor:
         """:meth:`forward` with hand-written slot derivatives (see :mod:`lam.model.two_body_inference`)."""
-        std = self.env.env_std[atomic_numbers]  # [N, 2]
-        env_scale = torch.cat([std[:, :1], std[:, 1:].expand(-1, 3)], dim=-1)  # [N, 4]
-        layers = tuple(
-            (layer.linear.weight, layer.linear.bias, layer.timestep, layer.residual)
-            for layer in self.rest.hidden
-        )
+        env_scale, layers = self._frozen_constants(atomic_numbers)
         return FrozenTwoBody.apply(
             slots.vectors,
             slots.mask,
@@ -111,3 +107,53 @@ class Repinit(nn.Module):
             float(self.max_neighbors),
             self.axis_dim,
         )
+
+    def forward_edges(
+        self, edge_index: Tensor, edge_vectors: Tensor, atomic_numbers: Tensor, type_feats: Tensor
+    ) -> Tensor | None:
+        """:meth:`forward` straight from the edge list through the C++ kernel, or None.
+
+        Applies to a frozen block on CPU when the kernel builds (:mod:`lam.model.two_body_kernel`),
+        the edges are grouped by centre and no centre has more than ``max_neighbors`` of them (the
+        cap would drop the farthest: the slot path handles that).
+        The result equals :meth:`forward` on the slots of these edges.
+        """
+        if edge_vectors.device.type != "cpu" or not self.frozen_inference(type_feats):
+            return None
+        kernel = load_kernel()
+        if kernel is None:
+            return None
+        centres = edge_index[0]
+        counts = torch.bincount(centres, minlength=atomic_numbers.shape[0])
+        # edges beyond the cutoff need no filter (their switch is 0 in the kernel), but they count
+        # towards the cap here, which can only send a few more systems down the slot path
+        if centres.numel() and (
+            int(counts.max()) > self.max_neighbors or not bool((centres[1:] >= centres[:-1]).all())
+        ):
+            return None
+        offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+        env_scale, layers = self._frozen_constants(atomic_numbers)
+        return two_body(
+            kernel,
+            edge_vectors,
+            offsets,
+            edge_index[1],
+            self.first_layer.project(2, type_feats) + self.first_layer.bias,
+            self.first_layer.project(1, type_feats),
+            env_scale,
+            self.first_layer.linear.weight[:, 0],
+            layers,
+            (self.env.smooth_start, self.env.cutoff),
+            float(self.max_neighbors),
+            self.axis_dim,
+        )
+
+    def _frozen_constants(self, atomic_numbers: Tensor) -> tuple[Tensor, tuple]:
+        """Per-centre environment normalisation [N, 4] and the later layers' weights."""
+        std = self.env.env_std[atomic_numbers]  # [N, 2]
+        env_scale = torch.cat([std[:, :1], std[:, 1:].expand(-1, 3)], dim=-1)  # [N, 4]
+        layers = tuple(
+            (layer.linear.weight, layer.linear.bias, layer.timestep, layer.residual)
+            for layer in self.rest.hidden
+        )
+        return env_scale, layers

@@ -60,11 +60,14 @@ class StudentDescriptor(nn.Module):
         edge_vectors = edge_vectors.to(self.type_embedding.table.weight.dtype)
         type_feats = self.type_embedding(atomic_numbers)  # t_i [N, T]
         n_atoms = atomic_numbers.shape[0]
-        # a sum over slots: their order does not matter, so no sort unless the cap bites
-        slots = dense_neighbors(
-            edge_index, edge_vectors, n_atoms, cfg.cutoff, cfg.max_neighbors, nearest_first=False
-        )
-        return torch.cat([self.two_body(slots, atomic_numbers, type_feats), type_feats], dim=-1)
+        two_body = self.two_body.forward_edges(edge_index, edge_vectors, atomic_numbers, type_feats)
+        if two_body is None:  # not frozen, not CPU, or no kernel: padded slots
+            # a sum over slots: their order does not matter, so no sort unless the cap bites
+            slots = dense_neighbors(
+                edge_index, edge_vectors, n_atoms, cfg.cutoff, cfg.max_neighbors, nearest_first=False
+            )
+            two_body = self.two_body(slots, atomic_numbers, type_feats)
+        return torch.cat([two_body, type_feats], dim=-1)
 
     @torch.no_grad()
     def fit_environment_std(self, atomic_numbers: Tensor, edge_index: Tensor, edge_vectors: Tensor) -> None:

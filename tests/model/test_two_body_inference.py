@@ -1,4 +1,4 @@
-"""The hand-written inference derivatives of the two-body block agree with autograd."""
+"""The inference paths of the two-body block (hand-written torch, fused C++ kernel) agree with autograd."""
 
 import dataclasses
 
@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lam.data.graph import AtomicGraph
+from lam.model import repinit, two_body_kernel
 from lam.model.config import preset
 from lam.model.repinit import Repinit
 from lam.testing import build_model, organic_molecule, periodic_alloy, predict
@@ -23,8 +24,33 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
     return twin.requires_grad_(False)
 
 
+@pytest.fixture(params=["kernel", "torch"])
+def inference_path(request, monkeypatch) -> str:
+    """Run a test with the C++ kernel (skipped where it cannot be built) and with the torch path."""
+    if request.param == "kernel":
+        if two_body_kernel.load_kernel() is None:
+            pytest.skip("the C++ two-body kernel cannot be built here")
+    else:
+        monkeypatch.setattr(repinit, "load_kernel", lambda: None)
+    return request.param
+
+
+def kernel_calls(monkeypatch) -> list:
+    """Record every call of the kernel's autograd function."""
+    calls = []
+    original = two_body_kernel.TwoBodyKernel.apply
+
+    def spy(*args):  # noqa: ANN002, ANN202
+        calls.append(args[0].shape)
+        return original(*args)
+
+    monkeypatch.setattr(two_body_kernel.TwoBodyKernel, "apply", spy)
+    return calls
+
+
 @pytest.mark.parametrize("config", [STUDENT, DEEP_STUDENT, preset("tiny")], ids=["student", "deep", "tiny"])
-def test_frozen_path_equals_autograd(config) -> None:
+def test_frozen_path_equals_autograd(config, inference_path, monkeypatch) -> None:
+    calls = kernel_calls(monkeypatch)
     model = build_model(config)
     for layer in model.modules():  # random timesteps and env statistics, so nothing is trivially 1
         if isinstance(layer, Repinit):
@@ -40,6 +66,35 @@ def test_frozen_path_equals_autograd(config) -> None:
         expected, got = getattr(ref, name).detach(), getattr(out, name).detach()
         torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
     assert float(ref.forces.abs().max()) > 1e-3  # the comparison is not between zeros
+    # the student runs on the kernel where it is available; DPA-2 needs the slots for later blocks
+    assert bool(calls) == (inference_path == "kernel" and config.descriptor.kind == "two_body")
+
+
+def test_kernel_ignores_edges_beyond_the_cutoff(inference_path) -> None:
+    """Edges of a longer neighbour list (built for a teacher) add nothing, as the slot path drops them."""
+    model = build_model(STUDENT)
+    frozen = frozen_copy(model)
+    atoms = periodic_alloy()
+    short = AtomicGraph.from_atoms(atoms, model.cutoff)
+    long = AtomicGraph.from_atoms(atoms, model.cutoff + 1.5)
+    assert long.edge_index.shape[1] > short.edge_index.shape[1]
+    ref = model(short, compute_forces=True, compute_stress=True)
+    out = frozen(long, compute_forces=True, compute_stress=True)
+    for name in ("energy", "forces", "stress"):
+        expected = getattr(ref, name).detach()
+        torch.testing.assert_close(getattr(out, name).detach(), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_neighbour_cap_takes_the_slot_path(monkeypatch) -> None:
+    """Where a centre has more edges than max_neighbors the nearest are kept, on the slot path."""
+    capped = dataclasses.replace(STUDENT, descriptor=dataclasses.replace(STUDENT.descriptor, max_neighbors=8))
+    model = build_model(capped)
+    frozen = frozen_copy(model)
+    calls = kernel_calls(monkeypatch)
+    frames = [periodic_alloy()]
+    ref, out = predict(model, frames), predict(frozen, frames)
+    assert all(shape[0] == 0 for shape in calls)  # only the edgeless isolated-atom pass
+    torch.testing.assert_close(out.forces.detach(), ref.forces.detach(), rtol=1e-10, atol=1e-12)
 
 
 def test_training_mode_keeps_autograd() -> None:
