@@ -207,7 +207,7 @@ def plan(quick: bool, parts: tuple[str, ...] = PARTS, threads: int = 2) -> list[
     if "student" in parts:  # interleaved in one process: see paired_worker
         tasks += [
             {**base, "mode": "paired", "preset": "student+small", "dtype": "float32", "repeat": repeat,
-             "rounds": 5, "seconds_per_round": 2.0 if repeat == 1 else 4.0}
+             "rounds": 9, "seconds_per_round": 1.5 if repeat == 1 else 3.0}
             for repeat in (1, 2)
         ]
     if "scaling" in parts:

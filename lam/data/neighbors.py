@@ -1,7 +1,21 @@
 """Periodic-aware neighbour lists (a thin wrapper over vesin)."""
 
+import threading
+
 import numpy as np
 import vesin
+
+# vesin.NeighborList objects are reused: building one costs about 0.5 ms, a third of a whole search
+# of a 192-atom box. One per thread, since an object keeps its own work buffers.
+_searchers = threading.local()
+
+
+def _searcher(cutoff: float) -> vesin.NeighborList:
+    """The calling thread's vesin full neighbour list at ``cutoff``."""
+    cache = _searchers.__dict__.setdefault("by_cutoff", {})
+    if cutoff not in cache:
+        cache[cutoff] = vesin.NeighborList(cutoff=cutoff, full_list=True)
+    return cache[cutoff]
 
 
 def neighbor_list(
@@ -23,8 +37,7 @@ def neighbor_list(
     pbc = np.asarray(pbc, dtype=bool)
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     box = np.asarray(cell, dtype=np.float64) if pbc.any() else np.zeros((3, 3))
-    calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
-    centre, neighbour, shift = calculator.compute(
+    centre, neighbour, shift = _searcher(float(cutoff)).compute(
         points=positions, box=box, periodic=pbc, quantities="ijS"
     )
     # vesin returns uint64 indices; a stable sort by centre makes per-atom segments contiguous.

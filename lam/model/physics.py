@@ -60,14 +60,17 @@ def derivatives(
     )
     centre, neighbour = edge_index
     n_atoms = graph_index.shape[0]
-    forces = edge_grad.new_zeros(n_atoms, 3).index_add(0, centre, edge_grad)
-    forces = forces.index_add(0, neighbour, -edge_grad)
+    # one scalar index_add over [centre; neighbour] x 3 components: half the cost of two row-wise ones
+    component = torch.arange(3, device=edge_grad.device)
+    flat_index = (torch.cat([centre, neighbour]).unsqueeze(1) * 3 + component).flatten()
+    flat_grad = torch.cat([edge_grad, -edge_grad]).flatten()
+    forces = edge_grad.new_zeros(n_atoms * 3).index_add(0, flat_index, flat_grad).view(n_atoms, 3)
     if not want_stress:
         return forces, None, None
-    per_edge = vectors.detach().unsqueeze(-1) * edge_grad.unsqueeze(-2)  # r_e (x) g_e [E, 3, 3]
-    if cell.shape[0] == 1:
-        summed = per_edge.sum(0, keepdim=True)
+    if cell.shape[0] == 1:  # one structure: sum_e r_e (x) g_e is one 3 x E by E x 3 product
+        summed = (vectors.detach().T @ edge_grad).unsqueeze(0)
     else:
+        per_edge = vectors.detach().unsqueeze(-1) * edge_grad.unsqueeze(-2)  # r_e (x) g_e [E, 3, 3]
         edge_graph = graph_index.index_select(0, centre)
         summed = per_edge.new_zeros(cell.shape[0], 3, 3).index_add(0, edge_graph, per_edge)
     virial = -0.5 * (summed + summed.transpose(1, 2))  # [B, 3, 3]
