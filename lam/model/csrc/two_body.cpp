@@ -1,14 +1,15 @@
 // Fused CPU kernel of the two-body embedding descriptor (lam.model.repinit) for frozen models.
 //
-// One pass per centre atom over its neighbour edges (grouped by centre, CSR offsets), with every
-// per-edge quantity kept in a few small buffers instead of [atoms, slots, channels] tensors:
+// One pass per centre atom over its neighbour edges (grouped by centre, CSR offsets), eight edges
+// at a time, instead of eager operators over [atoms, slots, channels] tensors:
 //
 //   s = sw(d) / d,  R = [s, s x/d, s y/d, s z/d] / std            environment row (d = |r|)
 //   h_0 = tanh(a R_0 + c_i + n_j),  h_k = skip(h_{k-1}) + dt_k tanh(W_k h_{k-1} + b_k),  G = h_last
 //   T = R^T G / nsel,  D = T^T T[:, :axis]
 //
-// The forward keeps every edge's activations for the backward, which writes dE/dr of every edge. Same formulas and symbols as lam/model/two_body_inference.py, which is the
-// reference implementation the tests compare this kernel with.
+// The forward keeps every edge's activations for the backward, which writes dE/dr of every edge.
+// The formulas and symbols are those of lam/model/two_body_inference.py (the same function in
+// torch); tests compare both with autograd.
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -20,7 +21,7 @@ namespace {
 
 struct Layer {
   const void* weight;    // [out, in], row-major
-  const void* bias;    // [out]
+  const void* bias;      // [out]
   const void* timestep;  // [out] or nullptr
   int64_t in, out;
   bool residual;
