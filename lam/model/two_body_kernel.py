@@ -1,15 +1,15 @@
 """The fused C++ kernel of the two-body block (``csrc/two_body.cpp``), compiled on first use.
 
-Frozen models on CPU (the student in MD and labelling) spend most of a small-box evaluation
+Frozen models on CPU (the student in MD and labelling) spent most of a small-box evaluation
 streaming [atoms, slots, channels] tensors through memory in eager operators. The kernel works
-edge by edge in a few small buffers instead, straight from the edge list, and writes dE/dr of
-every edge in its backward from the activations the forward kept. It is
-the CPU counterpart of DeePMD-kit's compiled ``tabulate_fusion`` ops.
+straight from the edge list, eight edges per SIMD vector, and writes dE/dr of every edge in its
+backward from the activations its forward kept: the CPU counterpart of DeePMD-kit's compiled
+``tabulate_fusion`` ops.
 
-It is built with ``torch.utils.cpp_extension`` (a C++ compiler and ``ninja`` are needed; the build
-is cached under ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``). Where it cannot
-be built, or with ``LAM_NO_KERNEL=1``, lam warns once and runs the pure-torch path
-(:mod:`lam.model.two_body_inference`), which computes the same function.
+It is built with ``torch.utils.cpp_extension`` (a C++ compiler and ``ninja`` are needed; about 20 s)
+and cached under ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``. Where it cannot
+be built lam warns once and runs the pure-torch path (:mod:`lam.model.two_body_inference`), which
+computes the same function; ``LAM_NO_KERNEL=1`` skips the build.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import functools
 import os
 import warnings
 from pathlib import Path
-from types import ModuleType
 
 import torch
 from torch import Tensor
@@ -28,22 +27,24 @@ SOURCE = Path(__file__).parent / "csrc" / "two_body.cpp"
 
 
 @functools.cache
-def load_kernel() -> ModuleType | None:
-    """The compiled extension, or None (with one warning) where it cannot be built or is disabled."""
+def load_kernel() -> object | None:
+    """The kernel's ops (``torch.ops.lam_two_body``), or None (one warning) where they cannot be built."""
     if os.environ.get("LAM_NO_KERNEL", "") not in ("", "0"):
         return None
     try:
         from torch.utils.cpp_extension import load
 
-        return load(
+        load(
             name="lam_two_body",
             sources=[str(SOURCE)],
             # -ffast-math lets GCC vectorise exp through glibc's libmvec (the kernel has no NaN
             # tricks); -fopenmp makes at::parallel_for use torch's threads (its libgomp.so.1)
             extra_cflags=["-O3", "-march=native", "-ffast-math", "-fopenmp", "-Wno-psabi"],
             extra_ldflags=["-fopenmp"],
+            is_python_module=False,  # registers torch.ops.lam_two_body
             verbose=False,
         )
+        return torch.ops.lam_two_body
     except Exception as error:  # noqa: BLE001 - any build failure falls back to the same function in torch
         warnings.warn(
             f"lam: could not build the C++ two-body kernel ({type(error).__name__}: {error}); "
@@ -57,7 +58,7 @@ class TwoBodyKernel(torch.autograd.Function):
     """``D`` [N, M * axis] from edge vectors [E, 3]; backward gives dE/dr of every edge only."""
 
     @staticmethod
-    def forward(ctx, vectors: Tensor, kernel: ModuleType, args: tuple) -> Tensor:  # noqa: ANN001
+    def forward(ctx, vectors: Tensor, kernel: object, args: tuple) -> Tensor:  # noqa: ANN001
         """Run the kernel; ``args`` are the constant inputs after ``vectors`` (see :func:`two_body`)."""
         invariant, moments, activations = kernel.forward(vectors, *args)
         ctx.save_for_backward(vectors, moments, activations)
@@ -74,7 +75,7 @@ class TwoBodyKernel(torch.autograd.Function):
 
 
 def two_body(  # noqa: PLR0913
-    kernel: ModuleType,
+    kernel: object,
     vectors: Tensor,
     offsets: Tensor,
     neighbours: Tensor,
@@ -117,7 +118,7 @@ def two_body(  # noqa: PLR0913
         [w.contiguous() for w, _, _, _ in layers],
         [b.contiguous() for _, b, _, _ in layers],
         [empty if t is None else t.contiguous() for _, _, t, _ in layers],
-        [bool(r) for _, _, _, r in layers],
+        [int(bool(r)) for _, _, _, r in layers],
         float(switch[0]),
         float(switch[1]),
         float(n_slots_norm),
