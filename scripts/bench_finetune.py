@@ -165,6 +165,11 @@ def bench_dataset(name: str, args: argparse.Namespace, root: Path) -> dict:
             if kind == "scratch":
                 parent = scratch_folder(args.model, pool[:n], root / f"scratch_init_{n}", args.seed)
             options = run_options(args, kind, name, batch_size)
+            if kind == "finetuned" and args.match_level:  # rank only heads of the data's functional
+                from lam.data.registry import get_card
+
+                functional = get_card(name).level_of_theory.functional
+                options = dataclasses.replace(options, level_of_theory=functional)
             row = run_one(parent, pool[:n], test, options, root, f"{kind}_{n}")
             row["train_frames_with_forces"] = frames_with_forces(pool[:n])
             curves[kind][n] = row
@@ -260,6 +265,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=0, help="train subsets, initialisation, batches")
     parser.add_argument(
+        "--match-level",
+        action="store_true",
+        help="--head auto ranks only pretrained heads of the dataset card's functional (--level-of-theory)",
+    )
+    parser.add_argument(
         "--split-seed", type=int, default=0, help="the held-out test split (keep it fixed across --seed)"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -306,6 +316,7 @@ def make_report(args: argparse.Namespace, results: dict, png: Path, seconds: flo
         "complete": complete,
         "seed": args.seed,
         "split_seed": args.split_seed,
+        "match_level": args.match_level,
         "threads": torch.get_num_threads(),
         "finetune_options": {k: v for k, v in dataclasses.asdict(ft).items() if k not in drop},
         "scratch_options": {k: v for k, v in dataclasses.asdict(scratch).items() if k not in drop},

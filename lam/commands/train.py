@@ -38,6 +38,7 @@ def finetune(
     limit_pref_f: float = 1.0,
     start_pref_s: float = 0.0,
     limit_pref_s: float = 0.0,
+    level_of_theory: str | None = None,
 ) -> Path:
     """Fine-tune a pretrained model on your labelled frames and save it as a model folder.
 
@@ -72,6 +73,8 @@ def finetune(
         limit_pref_f: force loss prefactor at the end of the decay.
         start_pref_s: stress loss prefactor at the start ((eV/Å^3)^-2); 0 with limit 0: no stress term.
         limit_pref_s: stress loss prefactor at the end of the decay.
+        level_of_theory: functional of your data (e.g. PBE); --head auto then ranks only the pretrained
+            heads of that functional, when the model has any.
     """
     from lam.train.evaluate import format_table, load_frames
     from lam.train.finetune import FinetuneOptions, format_ranking, head_name_for
@@ -100,6 +103,7 @@ def finetune(
         limit_pref_f=limit_pref_f,
         start_pref_s=start_pref_s,
         limit_pref_s=limit_pref_s,
+        level_of_theory=level_of_theory,
     )
     out = Path(out) if out is not None else Path(f"finetuned_{name or head_name_for(data, [])}")
     test_frames = load_frames(test_data) if test_data else None

@@ -47,6 +47,9 @@ class FinetuneOptions:
         val_every: optimiser steps between validation checks.
         replay_frames: frames sampled from each pretraining dataset under ``replay``.
         auto_frames: training frames used to rank heads under ``head="auto"``.
+        level_of_theory: the functional of the user's data (e.g. ``PBE``). With ``head="auto"`` only
+            pretrained heads of that functional are ranked, when the model has any: a few symmetric
+            frames rank heads by noisy energies alone and can pick another functional's head.
         final_lr_ratio: learning rate at ``max_steps`` over ``lr`` (exponential decay, DeePMD's
             ``stop_lr / start_lr``).
         warmup_steps: linear learning-rate warmup at the start.
@@ -73,6 +76,7 @@ class FinetuneOptions:
     val_every: int = 50
     replay_frames: int = 100
     auto_frames: int = 20
+    level_of_theory: str | None = None
     final_lr_ratio: float = 0.05
     warmup_steps: int = 0
     start_pref_e: float = 1.0
@@ -159,6 +163,23 @@ def element_report(model: LAM, frames: Sequence[ase.Atoms], mode: Mode) -> list[
     return new
 
 
+def heads_of_level(model: LAM, level_of_theory: str | None) -> list[str] | None:
+    """Heads whose level of theory starts with the functional ``level_of_theory``; None for all.
+
+    The functional is the first word of a head's ``level_of_theory`` ("PBE / PBE+U (VASP)" is PBE,
+    "RPBE (VASP)" is RPBE), compared without case. None (rank every head) when no head matches.
+    """
+    def functional(level: str | None) -> str:
+        words = (level or "").split()
+        return words[0].casefold() if words else ""
+
+    wanted = functional(level_of_theory)
+    if not wanted:
+        return None
+    heads = [h.name for h in model.config.heads if functional(h.level_of_theory) == wanted]
+    return heads or None
+
+
 def prepare(model: LAM, train: Sequence[ase.Atoms], options: FinetuneOptions, data: str) -> Prepared:
     """Choose the starting head, add the fine-tuned head and refit its references on ``train``."""
     new_elements = element_report(model, train, options.mode)
@@ -175,7 +196,7 @@ def prepare(model: LAM, train: Sequence[ase.Atoms], options: FinetuneOptions, da
     parent_head = options.head
     if parent_head == "auto":
         sample = list(train)[: options.auto_frames]
-        ranking = rank_heads(model, sample)
+        ranking = rank_heads(model, sample, heads_of_level(model, options.level_of_theory))
         parent_head = ranking[0][0]
     model.resolve_head(parent_head)  # KeyError listing the heads
     model.add_head(spec, copy_from=parent_head)

@@ -282,3 +282,28 @@ def test_auto_ranks_force_free_frames_by_energy(tmp_path: Path) -> None:
     ranking = rank_heads(model, frames)
     assert ranking[0][0] == "c"  # the head that made the energies, not the one with the weakest forces
     assert ranking[0][1]["energy_mae_per_atom"] < 1e-6 < ranking[1][1]["energy_mae_per_atom"]
+
+
+def test_level_of_theory_restricts_auto_to_that_functional(tmp_path: Path) -> None:
+    """--level-of-theory ranks only heads of that functional; an unknown one ranks them all."""
+    from lam.train.finetune import heads_of_level
+
+    specs = (HeadSpec("a", "PBE / PBE+U (VASP)"), HeadSpec("b", "RPBE (VASP)"), HeadSpec("c", "pbe (VASP)"))
+    model = LAM(dataclasses.replace(preset("student"), heads=specs)).double()
+    assert heads_of_level(model, "PBE") == ["a", "c"]
+    assert heads_of_level(model, "rpbe") == ["b"]
+    assert heads_of_level(model, "SCAN") is None and heads_of_level(model, None) is None
+    frames = emt_frames(4)
+    auto = prepare(model, frames, dataclasses.replace(FAST, head="auto", level_of_theory="RPBE"), "x.extxyz")
+    assert auto.parent_head == "b" and [h for h, _ in auto.ranking] == ["b"]
+
+
+def test_training_task_unfreezes_a_model_frozen_by_the_calculator() -> None:
+    from lam.calculator import LAMCalculator
+    from lam.train.module import LAMTask
+
+    model = LAM(preset("student")).double()
+    LAMCalculator(model)
+    assert not any(p.requires_grad for p in model.parameters())
+    task = LAMTask(model)
+    assert all(p.requires_grad for p in task.model.parameters())
