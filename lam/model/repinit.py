@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lam.model.two_body_inference import FrozenTwoBody
+from lam.model.two_body_inference import FrozenTwoBody, FrozenTwoBodyWeights
 from lam.model.two_body_kernel import load_kernel, two_body
 from lam.nn.mlp import MLP, SplitInputLinear, activation_module
 from lam.nn.neighbors import NeighborSlots, gather_neighbors
@@ -95,18 +95,7 @@ class Repinit(nn.Module):
 
     def forward_frozen(self, slots: NeighborSlots, atomic_numbers: Tensor, pair_bias: Tensor) -> Tensor:
         """:meth:`forward` with hand-written slot derivatives (see :mod:`lam.model.two_body_inference`)."""
-        env_scale, layers = self._frozen_constants(atomic_numbers)
-        return FrozenTwoBody.apply(
-            slots.vectors,
-            slots.mask,
-            env_scale,
-            pair_bias,
-            self.first_layer.linear.weight[:, 0],
-            layers,
-            (self.env.smooth_start, self.env.cutoff),
-            float(self.max_neighbors),
-            self.axis_dim,
-        )
+        return FrozenTwoBody.apply(slots.vectors, slots.mask, pair_bias, self.frozen_weights(atomic_numbers))
 
     def forward_edges(
         self, edge_index: Tensor, edge_vectors: Tensor, atomic_numbers: Tensor, type_feats: Tensor
@@ -132,7 +121,6 @@ class Repinit(nn.Module):
         ):
             return None
         offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-        env_scale, layers = self._frozen_constants(atomic_numbers)
         return two_body(
             kernel,
             edge_vectors,
@@ -140,20 +128,22 @@ class Repinit(nn.Module):
             edge_index[1],
             self.first_layer.project(2, type_feats) + self.first_layer.bias,
             self.first_layer.project(1, type_feats),
-            env_scale,
-            self.first_layer.linear.weight[:, 0],
-            layers,
-            (self.env.smooth_start, self.env.cutoff),
-            float(self.max_neighbors),
-            self.axis_dim,
+            self.frozen_weights(atomic_numbers),
         )
 
-    def _frozen_constants(self, atomic_numbers: Tensor) -> tuple[Tensor, tuple]:
-        """Per-centre environment normalisation [N, 4] and the later layers' weights."""
+    def frozen_weights(self, atomic_numbers: Tensor) -> FrozenTwoBodyWeights:
+        """The constants both inference paths compute with, for these centres."""
         std = self.env.env_std[atomic_numbers]  # [N, 2]
-        env_scale = torch.cat([std[:, :1], std[:, 1:].expand(-1, 3)], dim=-1)  # [N, 4]
         layers = tuple(
             (layer.linear.weight, layer.linear.bias, layer.timestep, layer.residual)
             for layer in self.rest.hidden
         )
-        return env_scale, layers
+        return FrozenTwoBodyWeights(
+            env_scale=torch.cat([std[:, :1], std[:, 1:].expand(-1, 3)], dim=-1),  # [N, 4]
+            radial_weight=self.first_layer.linear.weight[:, 0],
+            layers=layers,
+            smooth_start=self.env.smooth_start,
+            cutoff=self.env.cutoff,
+            n_slots_norm=float(self.max_neighbors),
+            axis_dim=self.axis_dim,
+        )

@@ -18,41 +18,57 @@ only when the block is in eval mode and none of its weights requires a gradient.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from lam.nn.tanh import tanh_
 
-def tanh_(x: Tensor) -> Tensor:
-    """In-place tanh; on CPU through ``2 sigmoid(2x) - 1`` (see :mod:`lam.nn.tanh`)."""
-    if x.device.type == "cpu":
-        return x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
-    return x.tanh_()
+
+@dataclass(frozen=True)
+class FrozenTwoBodyWeights:
+    """What a frozen two-body block computes with, besides the geometry and element types.
+
+    Attributes:
+        env_scale: [N, 4] per-centre normalisation of the environment row.
+        radial_weight: [w0] first-layer weight of the radial input R_0.
+        layers: ``(weight [out, in], bias [out], timestep [out] or None, residual)`` of each later
+            (tanh) layer.
+        smooth_start: Å, where the switch starts to decay.
+        cutoff: Å.
+        n_slots_norm: the normaliser of T (the block's ``max_neighbors``).
+        axis_dim: columns of T kept for the second factor.
+    """
+
+    env_scale: Tensor
+    radial_weight: Tensor
+    layers: tuple
+    smooth_start: float
+    cutoff: float
+    n_slots_norm: float
+    axis_dim: int
 
 
 class FrozenTwoBody(torch.autograd.Function):
-    """``D`` [N, M * axis] from slot vectors [N, n, 3]; backward gives dE/dr of every slot only.
-
-    ``forward(ctx, vectors, mask, env_scale, pair_bias, radial_weight, layers, switch, n_slots_norm,
-    axis_dim)``, where ``layers`` is a tuple of ``(weight [out, in], bias [out], timestep [out] or
-    None, residual: bool)`` and ``switch`` is ``(smooth_start, cutoff)``.
-    """
+    """``D`` [N, M * axis] from slot vectors [N, n, 3]; backward gives dE/dr of every slot only."""
 
     @staticmethod
-    def forward(  # noqa: PLR0913
+    def forward(
         ctx,  # noqa: ANN001
         vectors: Tensor,
         mask: Tensor,
-        env_scale: Tensor,
         pair_bias: Tensor,
-        radial_weight: Tensor,
-        layers: tuple,
-        switch: tuple[float, float],
-        n_slots_norm: float,
-        axis_dim: int,
+        weights: FrozenTwoBodyWeights,
     ) -> Tensor:
-        """``D`` and, saved for the backward, every intermediate the derivative needs."""
-        smooth_start, cutoff = switch
+        """``D`` and, saved for the backward, every intermediate the derivative needs.
+
+        ``vectors`` [N, n, 3] and ``mask`` [N, n] are the neighbour slots, ``pair_bias`` [N, n, w0]
+        the first layer's element-type terms and bias.
+        """
+        smooth_start, cutoff = weights.smooth_start, weights.cutoff
+        env_scale, radial_weight, layers = weights.env_scale, weights.radial_weight, weights.layers
         inv_d = (vectors * vectors).sum(-1).rsqrt_()  # 1/d [N, n]
         d = inv_d.reciprocal()
         width = cutoff - smooth_start
@@ -74,14 +90,12 @@ class FrozenTwoBody(torch.autograd.Function):
                 out = out + (x if x.shape[-1] == y.shape[-1] else torch.cat([x, x], dim=-1))
             activations.append(out)
         embedding = activations[-1]  # G [N, n, M]
-        moments = env.transpose(1, 2) @ embedding / n_slots_norm  # T [N, 4, M]
-        invariant = moments.transpose(1, 2) @ moments[..., :axis_dim]  # [N, M, axis]
+        moments = env.transpose(1, 2) @ embedding / weights.n_slots_norm  # T [N, 4, M]
+        invariant = moments.transpose(1, 2) @ moments[..., : weights.axis_dim]  # [N, M, axis]
         # dsw/dd = -30 u^2 (u - 1)^2 / width: zero outside the shell, where the clamp holds u
         dsw = u2.mul_((u - 1.0).square_()).mul_(-30.0 / width).mul_(mask)
         ctx.save_for_backward(vectors, inv_d, sw, dsw, env, env_scale, radial_weight, moments, *activations)
-        ctx.layers = layers
-        ctx.n_slots_norm = n_slots_norm
-        ctx.axis_dim = axis_dim
+        ctx.weights = weights
         return invariant.flatten(1)
 
     @staticmethod
@@ -89,20 +103,20 @@ class FrozenTwoBody(torch.autograd.Function):
     def backward(ctx, grad_invariant: Tensor) -> tuple:  # noqa: ANN001
         """dE/dr of every slot from dE/dD (the other inputs are constants of a frozen model)."""
         vectors, inv_d, sw, dsw, env, env_scale, radial_weight, moments, *activations = ctx.saved_tensors
-        axis = ctx.axis_dim
+        layers, axis = ctx.weights.layers, ctx.weights.axis_dim
         n_atoms, width_m = moments.shape[0], moments.shape[-1]
         grad_d = grad_invariant.reshape(n_atoms, width_m, axis)  # dE/dD [N, M, axis]
         # D_ma = sum_c T_cm T_ca: both factors of T receive a gradient
         grad_moments = moments[..., :axis] @ grad_d.transpose(1, 2)  # [N, 4, M]
         grad_moments[..., :axis] += moments @ grad_d
-        grad_moments /= ctx.n_slots_norm
+        grad_moments /= ctx.weights.n_slots_norm
         embedding = activations[-1]
         # dE/dR [N, n, 4], as (dT G^T)^T: CPU bmm is 1.6x faster with the wide output
         grad_env = (grad_moments @ embedding.transpose(1, 2)).transpose(1, 2)
         grad = env @ grad_moments  # dE/dG [N, n, M]
         # back through the residual layers: activations hold (y_k, out_k) pairs after h_0
-        for k in range(len(ctx.layers) - 1, -1, -1):
-            weight, _, timestep, residual = ctx.layers[k]
+        for k in range(len(layers) - 1, -1, -1):
+            weight, _, timestep, residual = layers[k]
             y, x = activations[1 + 2 * k], activations[2 * k]  # x: input of layer k
             grad_y = grad if timestep is None else grad * timestep
             grad_x = torch.ops.aten.tanh_backward(grad_y, y) @ weight  # tanh' = 1 - y^2, one pass
@@ -122,4 +136,4 @@ class FrozenTwoBody(torch.autograd.Function):
         dq_dd = (dsw - 2.0 * sw * inv_d) * inv_d * inv_d
         along = radial_grad * ds_dd + (angular_grad * vectors).sum(-1) * dq_dd  # d E / d d, [N, n]
         grad_vectors = angular_grad * q.unsqueeze(-1) + (along * inv_d).unsqueeze(-1) * vectors
-        return grad_vectors, None, None, None, None, None, None, None, None
+        return grad_vectors, None, None, None

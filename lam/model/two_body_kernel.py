@@ -23,6 +23,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from lam.model.two_body_inference import FrozenTwoBodyWeights
+
 SOURCE = Path(__file__).parent / "csrc" / "two_body.cpp"
 
 
@@ -74,54 +76,45 @@ class TwoBodyKernel(torch.autograd.Function):
         return grad, None, None
 
 
-def two_body(  # noqa: PLR0913
+def two_body(
     kernel: object,
     vectors: Tensor,
     offsets: Tensor,
     neighbours: Tensor,
     centre_bias: Tensor,
     neighbour_proj: Tensor,
-    env_scale: Tensor,
-    radial_weight: Tensor,
-    layers: tuple,
-    switch: tuple[float, float],
-    n_slots_norm: float,
-    axis_dim: int,
+    weights: FrozenTwoBodyWeights,
 ) -> Tensor:
     """Two-body descriptor of every atom from its edges, through the compiled kernel.
 
     Args:
-        kernel: the extension from :func:`load_kernel`.
-        vectors: [E, 3] r_ij of edges grouped by centre, all inside the cutoff.
+        kernel: the ops from :func:`load_kernel`.
+        vectors: [E, 3] r_ij of edges grouped by centre (edges beyond the cutoff add nothing).
         offsets: [N + 1] int64, the edges of centre i are ``offsets[i]:offsets[i + 1]``.
         neighbours: [E] int64 neighbour j of every edge.
         centre_bias: [N, w0] centre-type projection of the first layer plus its bias.
         neighbour_proj: [N, w0] neighbour-type projection of every atom.
-        env_scale: [N, 4] per-centre normalisation of the environment row.
-        radial_weight: [w0] first-layer weight of the radial input.
-        layers: ``(weight, bias, timestep or None, residual)`` of each later layer (tanh).
-        switch: ``(smooth_start, cutoff)`` in Å.
-        n_slots_norm: the normaliser of T (the block's ``max_neighbors``).
-        axis_dim: columns of T kept for the second factor.
+        weights: the block's constants.
 
     Returns:
         [N, M * axis_dim] invariant features, differentiable once with respect to ``vectors``.
     """
+    layers = weights.layers
     empty = vectors.new_empty(0)
     args = (
         offsets.contiguous(),
         neighbours.contiguous(),
         centre_bias.contiguous(),
         neighbour_proj.contiguous(),
-        env_scale.contiguous(),
-        radial_weight.contiguous(),
+        weights.env_scale.contiguous(),
+        weights.radial_weight.contiguous(),
         [w.contiguous() for w, _, _, _ in layers],
         [b.contiguous() for _, b, _, _ in layers],
         [empty if t is None else t.contiguous() for _, _, t, _ in layers],
         [int(bool(r)) for _, _, _, r in layers],
-        float(switch[0]),
-        float(switch[1]),
-        float(n_slots_norm),
-        int(axis_dim),
+        float(weights.smooth_start),
+        float(weights.cutoff),
+        float(weights.n_slots_norm),
+        int(weights.axis_dim),
     )
     return TwoBodyKernel.apply(vectors.contiguous(), kernel, args)

@@ -41,6 +41,13 @@ def tanh(x: Tensor) -> Tensor:
     return torch.tanh(x)
 
 
+def tanh_(x: Tensor) -> Tensor:
+    """In-place :func:`tanh` of a tensor autograd does not track (the frozen-model inference paths)."""
+    if x.device.type == "cpu":
+        return x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
+    return x.tanh_()
+
+
 class Tanh(nn.Module):
     """``nn.Tanh`` with :func:`tanh`."""
 
