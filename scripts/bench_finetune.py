@@ -46,9 +46,40 @@ SIZES = (10, 30, 100, 300, 1000)
 SCRATCH_PREFACTORS = {"start_pref_e": 0.02, "limit_pref_e": 1.0, "start_pref_f": 1000.0, "limit_pref_f": 1.0}
 
 
+def config_types(name: str) -> list[str] | None:
+    """Each frame's ``config_type`` from the dataset's shipped file (the training format keeps no
+    per-frame info), or None when the frames carry none."""
+    from lam.data.readers import read_frames
+    from lam.data.registry import get_card
+
+    files = list(get_card(name).local_files.values())
+    if len(files) != 1:
+        return None
+    groups = []
+    for atoms in read_frames(files[0]):
+        if "config_type" not in atoms.info:
+            return None
+        groups.append(str(atoms.info["config_type"]))
+    return groups
+
+
+def stratified_holdout(groups: list[str], n_test: int, seed: int) -> np.ndarray:
+    """Indices of ``n_test`` frames, each group represented in proportion to its size (within one frame).
+
+    Systematic sampling with a random start over the frames sorted by group and shuffled within it.
+    A plain random holdout of Ta's 363 frames put two of its three 100-atom liquid frames in the test
+    set, where they carried 87-93% of the squared force error of every model.
+    """
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(len(groups))
+    by_group = shuffled[np.argsort([groups[i] for i in shuffled], kind="stable")]
+    return by_group[((np.arange(n_test) + rng.random()) * len(groups) / n_test).astype(int)]
+
+
 def test_split(name: str, split_seed: int, seed: int, n_test: int) -> tuple[list, list]:
     """(train pool, fixed test frames): the card's test split when it has one, else a holdout drawn
-    with ``split_seed``; the pool is then shuffled with ``seed`` (its first N frames train a run)."""
+    with ``split_seed`` (stratified by ``config_type`` when the frames have one); the pool is then
+    shuffled with ``seed`` (its first N frames train a run)."""
     from lam.data.registry import get_card
     from lam.data.training_format import row_to_atoms
 
@@ -60,8 +91,13 @@ def test_split(name: str, split_seed: int, seed: int, n_test: int) -> tuple[list
         pool, test = [row_to_atoms(r) for r in pool], [row_to_atoms(r) for r in test]
     else:
         frames = load_frames(name)
-        order = np.random.default_rng(split_seed).permutation(len(frames))
-        pool, test = [frames[i] for i in order[n_test:]], [frames[i] for i in order[:n_test]]
+        groups = config_types(name)
+        if groups is not None and len(groups) == len(frames):
+            held = stratified_holdout(groups, n_test, split_seed)
+        else:
+            held = np.random.default_rng(split_seed).permutation(len(frames))[:n_test]
+        rest = np.setdiff1d(np.arange(len(frames)), held)
+        pool, test = [frames[i] for i in rest], [frames[i] for i in held]
     order = np.random.default_rng(seed + 1).permutation(len(pool))
     return [pool[i] for i in order], test[:n_test]
 
