@@ -20,6 +20,7 @@ import ase
 import numpy as np
 from ase.data import chemical_symbols
 
+from lam.data.splits import frame_groups, stratified_holdout
 from lam.hub.card import Lineage
 from lam.model.config import HeadSpec
 from lam.model.lam import CONFIG_FILE, LAM, WEIGHTS_FILE
@@ -123,7 +124,11 @@ class Prepared:
 
 
 def split_frames(frames: Sequence[ase.Atoms], val_fraction: float, test_fraction: float, seed: int) -> Split:
-    """Seeded random split; validation and test get at least one frame when their fraction is > 0."""
+    """Seeded random split; validation and test get at least one frame when their fraction is > 0.
+
+    When every frame has an ``info["config_type"]``, validation and test together hold each type in
+    proportion to its size (:func:`lam.data.splits.stratified_holdout`).
+    """
     n = len(frames)
     n_val = max(1, round(val_fraction * n)) if val_fraction > 0 else 0
     n_test = max(1, round(test_fraction * n)) if test_fraction > 0 else 0
@@ -132,7 +137,13 @@ def split_frames(frames: Sequence[ase.Atoms], val_fraction: float, test_fraction
             f"{n} frames cannot be split into train/val/test ({val_fraction=}, {test_fraction=}); "
             "give more frames or smaller fractions"
         )
-    order = np.random.default_rng(seed).permutation(n)
+    rng = np.random.default_rng(seed)
+    groups = frame_groups(frames)
+    if groups is None or n_val + n_test == 0:
+        order = rng.permutation(n)
+    else:  # validation and test together hold every config_type in proportion
+        held = rng.permutation(stratified_holdout(groups, n_val + n_test, seed))
+        order = np.concatenate([held, rng.permutation(np.setdiff1d(np.arange(n), held))])
     pick = lambda idx: [frames[i] for i in idx]  # noqa: E731
     return Split(pick(order[n_val + n_test :]), pick(order[:n_val]), pick(order[n_val : n_val + n_test]))
 
