@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lam.data.splits import stratified_holdout
+from lam.data.splits import frame_groups, stratified_holdout
 from lam.hub.models import load_model
 from lam.model.lam import LAM
 from lam.train.evaluate import load_frames
@@ -49,19 +49,18 @@ SCRATCH_PREFACTORS = {"start_pref_e": 0.02, "limit_pref_e": 1.0, "start_pref_f":
 
 def config_types(name: str) -> list[str] | None:
     """Each frame's ``config_type`` from the dataset's shipped file (the training format keeps no
-    per-frame info), or None when the frames carry none."""
+    per-frame info), or None when the frames carry none (known from the first frame)."""
     from lam.data.readers import read_frames
     from lam.data.registry import get_card
 
     files = list(get_card(name).local_files.values())
     if len(files) != 1:
         return None
-    groups = []
-    for atoms in read_frames(files[0]):
-        if "config_type" not in atoms.info:
-            return None
-        groups.append(str(atoms.info["config_type"]))
-    return groups
+    frames = read_frames(files[0])
+    first = next(frames, None)
+    if first is None or "config_type" not in first.info:
+        return None
+    return frame_groups([first, *frames])
 
 
 def test_split(name: str, split_seed: int, seed: int, n_test: int) -> tuple[list, list]:
