@@ -19,10 +19,19 @@ if TYPE_CHECKING:
     from lam.train.module import LAMTask
 
 
-def _monitor(head: str, frames: Sequence[ase.Atoms]) -> str:
-    """Early-stopping metric: force RMSE when the frames carry forces, else energy MAE per atom."""
-    has_forces = any(a.calc is not None and a.calc.results.get("forces") is not None for a in frames)
-    return f"val/{head}/force_rmse" if has_forces else f"val/{head}/energy_mae_per_atom"
+def early_stopping_metric(head: str, frames: Sequence[ase.Atoms]) -> str:
+    """Early-stopping metric: force RMSE when the frames carry force information, else energy MAE/atom.
+
+    Forces all below :data:`~lam.train.refit.MIN_FORCE_SCALE` (symmetric cells, zero by symmetry)
+    carry none: every model predicts zero there too, so their RMSE is rounding noise and would keep
+    an arbitrary checkpoint. The same rule as :func:`~lam.train.refit.rank_heads`.
+    """
+    from lam.data.statistics import force_rms
+    from lam.train.refit import MIN_FORCE_SCALE
+
+    scale = force_rms(frames)
+    informative = scale is not None and scale >= MIN_FORCE_SCALE
+    return f"val/{head}/force_rmse" if informative else f"val/{head}/energy_mae_per_atom"
 
 
 def build_task(model: LAM, options: FinetuneOptions) -> LAMTask:
@@ -101,7 +110,7 @@ def train(
     )
     callbacks, val_loader = [], None
     if split.val:
-        monitor = _monitor(head, split.val)
+        monitor = early_stopping_metric(head, split.val)
         # best-so-far weights under the logger's run folder (version_N/checkpoints)
         checkpoint = ModelCheckpoint(monitor=monitor, mode="min", save_top_k=1)
         callbacks = [EarlyStopping(monitor=monitor, patience=options.patience, mode="min"), checkpoint]

@@ -56,6 +56,18 @@ def emt_frames(n: int, third: str = "Al", seed: int = 0) -> list[ase.Atoms]:
     return frames
 
 
+def eos_frames() -> list[ase.Atoms]:
+    """An equation of state of perfect fcc Cu cells, labelled by EMT: every force is zero by symmetry."""
+    frames = []
+    for a in (3.5, 3.6, 3.7, 3.8):
+        atoms = bulk("Cu", "fcc", a=a, cubic=True)
+        atoms.calc = EMT()
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        frames.append(atoms)
+    return frames
+
+
 def test_split_is_seeded_and_disjoint() -> None:
     frames = emt_frames(10)
     a, b = split_frames(frames, 0.2, 0.1, seed=3), split_frames(frames, 0.2, 0.1, seed=3)
@@ -201,16 +213,18 @@ def test_new_head_scale_ignores_force_free_frames(tmp_path: Path) -> None:
     rattled = emt_frames(4)
     add_head_from_statistics(model, HeadSpec("rattled"), rattled)
     assert float(model.heads["rattled"].energy_scale) == pytest.approx(force_rms(rattled))
-    symmetric = []
-    for a in (3.5, 3.6, 3.7, 3.8):  # an equation of state of perfect fcc cells: forces are zero
-        atoms = bulk("Cu", "fcc", a=a, cubic=True)
-        atoms.calc = EMT()
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-        symmetric.append(atoms)
+    symmetric = eos_frames()
     assert force_rms(symmetric) < MIN_FORCE_SCALE
     add_head_from_statistics(model, HeadSpec("eos"), symmetric)
     assert float(model.heads["eos"].energy_scale) == 1.0  # not ~1e-16, which would freeze the head
+
+
+def test_early_stopping_watches_energies_when_validation_forces_are_zero_by_symmetry() -> None:
+    """A symmetric cell's force RMSE is rounding noise for every model: it cannot rank checkpoints."""
+    from lam.train.finetune_fit import early_stopping_metric
+
+    assert early_stopping_metric("h", eos_frames()) == "val/h/energy_mae_per_atom"
+    assert early_stopping_metric("h", [*eos_frames(), *emt_frames(1)]) == "val/h/force_rmse"
 
 
 def test_cli_flags_reach_finetune_options_and_defaults_agree(monkeypatch: pytest.MonkeyPatch) -> None:
