@@ -47,22 +47,6 @@ SIZES = (10, 30, 100, 300, 1000)
 SCRATCH_PREFACTORS = {"start_pref_e": 0.02, "limit_pref_e": 1.0, "start_pref_f": 1000.0, "limit_pref_f": 1.0}
 
 
-def config_types(name: str) -> list[str] | None:
-    """Each frame's ``config_type`` from the dataset's shipped file (the training format keeps no
-    per-frame info), or None when the frames carry none (known from the first frame)."""
-    from lam.data.readers import read_frames
-    from lam.data.registry import get_card
-
-    files = list(get_card(name).local_files.values())
-    if len(files) != 1:
-        return None
-    frames = read_frames(files[0])
-    first = next(frames, None)
-    if first is None or "config_type" not in first.info:
-        return None
-    return frame_groups([first, *frames])
-
-
 def test_split(name: str, split_seed: int, seed: int, n_test: int) -> tuple[list, list]:
     """(train pool, fixed test frames): the card's test split when it has one, else a holdout drawn
     with ``split_seed`` (stratified by ``config_type`` when the frames have one); the pool is then
@@ -78,8 +62,8 @@ def test_split(name: str, split_seed: int, seed: int, n_test: int) -> tuple[list
         pool, test = [row_to_atoms(r) for r in pool], [row_to_atoms(r) for r in test]
     else:
         frames = load_frames(name)
-        groups = config_types(name)
-        if groups is not None and len(groups) == len(frames):
+        groups = frame_groups(frames)
+        if groups is not None:
             held = stratified_holdout(groups, n_test, split_seed)
         else:
             held = np.random.default_rng(split_seed).permutation(len(frames))[:n_test]

@@ -76,6 +76,7 @@ class GraphDataset(torch.utils.data.Dataset):
             # A pyarrow view: zero-copy for a memory-mapped dataset; resolves select()/shuffle() indices.
             self._rows = ArrowRows(self._dataset.with_format("arrow")[:])
         row = self._rows[index]
+        del row["config_type"]  # a property of the frame for splitting, not of the graph
         if self.head is not None:
             row["head"] = self.head
         return AtomicGraph.from_arrays(**row, cutoff=self.cutoff, dtype=self.dtype)

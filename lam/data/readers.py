@@ -124,10 +124,11 @@ def _db_frames(path: Path) -> Iterator[_RawFrame]:
 
 def _dataset_frames(dataset: datasets.Dataset, source: str) -> Iterator[_RawFrame]:
     """Rows of a dataset with the training schema, read through the fast Arrow path."""
-    missing = set(SCHEMA) - set(dataset.column_names) - {"head", "frame_id"}
+    optional = {"head": "default", "frame_id": "", "config_type": None}
+    missing = set(SCHEMA) - set(dataset.column_names) - set(optional)
     if missing:
         raise ValueError(f"{source}: missing training-schema column(s) {sorted(missing)}")
-    for name, default in (("head", "default"), ("frame_id", "")):
+    for name, default in optional.items():
         if name not in dataset.column_names:
             dataset = dataset.add_column(name, [default] * len(dataset))
     if dataset.features != SCHEMA:

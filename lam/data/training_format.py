@@ -15,10 +15,12 @@ column              type                                meaning
 ``stress``          ``list<list<float64>[3]>[3]`` /null stress, eV/Å^3, ASE sign (tensile > 0)
 ``head``            ``string``                          dataset / fitting-head name
 ``frame_id``        ``string``                          ``"<source>#<index>"`` of the original frame
+``config_type``     ``string`` or null                  the frame's kind (``info["config_type"]``)
 ==================  ==================================  =========================================
 
-Next to the shards, ``lam_format.json`` holds ``{"format": "lam-training", "version": 1}``; a
-reader refuses other versions instead of misreading them.
+Next to the shards, ``lam_format.json`` holds ``{"format": "lam-training", "version": 2}``; a
+reader refuses other versions instead of misreading them. Version 1 (no ``config_type``, which
+fine-tuning needs to stratify its splits) still loads, with the column null.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from datasets.arrow_writer import ArrowWriter
 from lam.data.validate import get_label, stress_3x3
 
 FORMAT_NAME = "lam-training"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 FORMAT_FILE = "lam_format.json"
 
 _VEC3 = List(Value("float64"), length=3)
@@ -55,6 +58,7 @@ SCHEMA = Features(
         "stress": List(_VEC3, length=3),
         "head": Value("string"),
         "frame_id": Value("string"),
+        "config_type": Value("string"),
     }
 )
 
@@ -75,13 +79,15 @@ def atoms_to_row(atoms: ase.Atoms, head: str) -> dict[str, object]:
         "stress": None if stress is None else stress_3x3(stress),
         "head": str(atoms.info.get("head", head)),
         "frame_id": str(atoms.info.get("frame_id", "")),
+        "config_type": None if atoms.info.get("config_type") is None else str(atoms.info["config_type"]),
     }
 
 
 def row_to_atoms(row: Mapping[str, object]) -> ase.Atoms:
     """A row of :data:`SCHEMA` (lists or numpy arrays) back to Atoms with a SinglePointCalculator.
 
-    Stress is given to the calculator as [3, 3]; ``info`` gets ``head`` and ``frame_id``.
+    Stress is given to the calculator as [3, 3]; ``info`` gets ``head``, ``frame_id`` and
+    ``config_type`` (when set).
     """
     atoms = ase.Atoms(
         numbers=np.asarray(row["atomic_numbers"], dtype=np.int64),
@@ -101,6 +107,8 @@ def row_to_atoms(row: Mapping[str, object]) -> ase.Atoms:
     atoms.info["head"] = str(row["head"])
     if row["frame_id"]:
         atoms.info["frame_id"] = str(row["frame_id"])
+    if row.get("config_type") is not None:
+        atoms.info["config_type"] = str(row["config_type"])
     return atoms
 
 
@@ -139,6 +147,7 @@ class _Batch:
         self.has_energy = column("energy").is_valid().to_numpy(zero_copy_only=False)
         self.head = column("head")
         self.frame_id = column("frame_id")
+        self.config_type = column("config_type")
 
     def row(self, k: int) -> dict[str, object]:
         """Row ``k`` of the batch; arrays are writable copies (torch must not wrap memory-mapped buffers)."""
@@ -156,6 +165,7 @@ class _Batch:
             "stress": self.stress[k].reshape(3, 3).copy() if self.has_stress[k] else None,
             "head": self.head[k].as_py(),
             "frame_id": self.frame_id[k].as_py(),
+            "config_type": self.config_type[k].as_py(),
         }
 
 
@@ -248,16 +258,21 @@ def write_training_dataset(
 
 
 def load_training_dataset(path: str | Path) -> datasets.Dataset:
-    """Load (memory-map) a training-format dataset, checking its version and schema."""
+    """Load (memory-map) a training-format dataset, checking its version and schema.
+
+    Version 1 datasets get a null ``config_type`` column (the one column version 2 added).
+    """
     path = Path(path)
     if not is_training_dataset(path):
         raise ValueError(f"{path}: not a lam training dataset (no {FORMAT_FILE})")
     meta = json.loads((path / FORMAT_FILE).read_text())
-    if meta.get("format") != FORMAT_NAME or meta.get("version") != FORMAT_VERSION:
+    if meta.get("format") != FORMAT_NAME or meta.get("version") not in READABLE_VERSIONS:
         raise ValueError(
-            f"{path}/{FORMAT_FILE}: unsupported format {meta}, this lam reads version {FORMAT_VERSION}"
+            f"{path}/{FORMAT_FILE}: unsupported format {meta}, this lam reads versions {READABLE_VERSIONS}"
         )
     dataset = datasets.load_from_disk(str(path))
+    if meta["version"] == 1 and "config_type" not in dataset.column_names:
+        dataset = dataset.add_column("config_type", [None] * len(dataset)).cast(SCHEMA)
     if dataset.features != SCHEMA:
         raise ValueError(f"{path}: schema {dataset.features} differs from lam's training schema {SCHEMA}")
     return dataset

@@ -28,12 +28,37 @@ from lam.data.training_format import (
 
 def test_round_trip_is_bitwise(frames: list[ase.Atoms], tmp_path: Path) -> None:
     out = write_training_dataset(frames, tmp_path / "ds", head="h", num_shards=2)
-    assert json.loads((out / FORMAT_FILE).read_text()) == {"format": "lam-training", "version": 1}
+    assert json.loads((out / FORMAT_FILE).read_text()) == {"format": "lam-training", "version": 2}
     assert len(list(out.glob("*.arrow"))) == 2
     dataset = load_training_dataset(out)
     assert dataset.features == SCHEMA
     assert_same_frames(frames, [row_to_atoms(row) for row in dataset])
     assert dataset["head"] == ["bulk", "h", "h", "h", "h"]
+
+
+def test_config_type_round_trips_and_version_1_datasets_still_load(
+    frames: list[ase.Atoms], tmp_path: Path
+) -> None:
+    """Fine-tuning stratifies its split by ``config_type``: the format must keep it per frame."""
+    frames[1].info["config_type"] = "liquid"
+    out = write_training_dataset(frames, tmp_path / "ds", head="h")
+    rows = ArrowRows(load_training_dataset(out).with_format("arrow")[:])
+    assert [rows[k]["config_type"] for k in range(len(rows))] == [None, "liquid", None, None, None]
+    assert row_to_atoms(rows[1]).info["config_type"] == "liquid"
+    assert "config_type" not in row_to_atoms(rows[0]).info
+    # a version-1 dataset (written before the column existed) loads with the column null
+    import datasets
+
+    old = load_training_dataset(out).remove_columns("config_type")
+    old.save_to_disk(str(tmp_path / "v1"))
+    (tmp_path / "v1" / FORMAT_FILE).write_text(json.dumps({"format": "lam-training", "version": 1}))
+    loaded = load_training_dataset(tmp_path / "v1")
+    assert loaded.features == SCHEMA and loaded["config_type"] == [None] * len(frames)
+    assert_same_frames(frames, [row_to_atoms(row) for row in loaded])
+    (tmp_path / "v1" / FORMAT_FILE).write_text(json.dumps({"format": "lam-training", "version": 3}))
+    with pytest.raises(ValueError, match="unsupported format"):
+        load_training_dataset(tmp_path / "v1")
+    assert isinstance(loaded, datasets.Dataset)
 
 
 def test_absent_labels_are_null(frames: list[ase.Atoms], tmp_path: Path) -> None:
