@@ -26,7 +26,7 @@ def generate(
     card), OUT/PROVENANCE.md and the cached statistics (OUT/stats.json for the training layout).
 
     Args:
-        recipe: emt-bulk, xtb-molecules, emt-slabs or pyscf-small.
+        recipe: emt-bulk, xtb-molecules, emt-slabs, pyscf-small or xtb-refractory.
         out: output directory; an existing non-empty one is refused unless --overwrite true.
         n_frames: number of frames (default: the recipe's small default).
         seed: random seed; the same seed gives identical frames.

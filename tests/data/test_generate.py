@@ -6,6 +6,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # tblite: the 2 shared cores, no 
 
 import json
 
+import ase.data
 import ase.io
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ SMALL = {
     "emt-bulk": {"n_frames": 6, "size": 1},
     "emt-slabs": {"n_frames": 4},
     "xtb-molecules": {"n_frames": 4, "size": 5},
+    "xtb-refractory": {"n_frames": 2},
 }
 
 
@@ -66,8 +68,25 @@ def test_normal_mode_sampling_is_reproducible():
     _same_frames(frames, again)
 
 
+def test_refractory_frames_are_dense_metals_without_overlaps():
+    """Every kind of frame keeps the bcc volume per atom (within strain and scan) and no atom pair
+    closer than 2 Å (the rattles stay thermal, not a collapse)."""
+    from lam.data.generate.xtb_refractory import KINDS, METALS, frame
+
+    rng = np.random.default_rng(0)
+    for kind in KINDS:
+        for metal in METALS:
+            atoms = frame(kind, metal, rng)
+            a = ase.data.reference_states[ase.data.atomic_numbers[metal]]["a"]
+            assert 15 <= len(atoms) <= 32 and set(atoms.get_chemical_symbols()) == {metal}
+            assert 0.75 < atoms.get_volume() / len(atoms) / (a**3 / 2) < 1.35 * (16 / 15)
+            distances = atoms.get_all_distances(mic=True)[np.triu_indices(len(atoms), 1)]
+            assert distances.min() > 2.0
+
+
 def test_unknown_recipe_or_option_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="known recipes: emt-bulk, emt-slabs, pyscf-small, xtb-molecules"):
+    known = "emt-bulk, emt-slabs, pyscf-small, xtb-molecules, xtb-refractory"
+    with pytest.raises(ValueError, match=f"known recipes: {known}"):
         get_recipe("dft-bulk")
     with pytest.raises(ValueError, match="recipe 'emt-bulk' has no option sampling"):
         commands.generate("emt-bulk", out=tmp_path / "x", sampling="md")
@@ -138,7 +157,13 @@ def test_label_command_relabels_file(tmp_path):
         commands.label(source, calculator="emt", out=out)
 
 
-COMMITTED = ("emt_bulk_alloys", "emt_adsorbates_slabs", "xtb_organics_gfn2", "pyscf_small_wb97x_631gs")
+COMMITTED = (
+    "emt_bulk_alloys",
+    "emt_adsorbates_slabs",
+    "xtb_organics_gfn2",
+    "pyscf_small_wb97x_631gs",
+    "xtb_refractory_gfn1",
+)
 
 
 @pytest.mark.parametrize("name", COMMITTED)

@@ -9,11 +9,12 @@ module; :data:`RECIPES` maps the command-line name to it. The same seed gives id
 | ``xtb-molecules`` | ANI-style small C/H/N/O organics (g2 set) | short MD or normal modes | ``gfn2-xtb`` |
 | ``emt-slabs`` | OC20-style adsorbates on fcc(111)/(100) slabs | rattle, short MD | ``emt`` |
 | ``pyscf-small`` | a few water / methane frames | rattle | ``pyscf:pbe/sto-3g`` |
+| ``xtb-refractory`` | elemental V Nb Ta Mo W (bcc scan, strain, vacancy; fcc, A15) | rattle | ``gfn1-xtb`` |
 """
 
 from collections.abc import Callable
 
-from lam.data.generate import emt_bulk, emt_slabs, pyscf_small, xtb_molecules
+from lam.data.generate import emt_bulk, emt_slabs, pyscf_small, xtb_molecules, xtb_refractory
 from lam.data.generate.result import GeneratedSet
 
 RECIPES: dict[str, Callable[..., GeneratedSet]] = {
@@ -21,6 +22,7 @@ RECIPES: dict[str, Callable[..., GeneratedSet]] = {
     "xtb-molecules": xtb_molecules.generate,
     "emt-slabs": emt_slabs.generate,
     "pyscf-small": pyscf_small.generate,
+    "xtb-refractory": xtb_refractory.generate,
 }
 
 
