@@ -37,7 +37,7 @@ from lam.data.splits import frame_groups, stratified_holdout
 from lam.hub.models import load_model
 from lam.model.lam import LAM
 from lam.train.evaluate import load_frames
-from lam.train.finetune import FinetuneOptions, finetune
+from lam.train.finetune import FinetuneOptions, finetune, force_frames_of
 from lam.train.refit import model_energies, refit_energy_references
 
 DATASETS = ("water_deepmd_example", "mapbi3_scan", "ta_snap_pbe")
@@ -119,20 +119,6 @@ def run_one(parent: str, train: list, test: list, options: FinetuneOptions, root
     }
 
 
-def frames_with_forces(frames: list, threshold: float = 1e-2) -> int:
-    """How many frames carry force information (some |F| component above ``threshold`` eV/Å).
-
-    Symmetric cells (Ta's elastic and volume scans) have all forces zero by symmetry: a train subset
-    made only of them teaches energies but nothing about forces, whatever the model.
-    """
-    count = 0
-    for atoms in frames:
-        results = atoms.calc.results if atoms.calc is not None else {}
-        if "forces" in results and float(np.abs(results["forces"]).max()) > threshold:
-            count += 1
-    return count
-
-
 def batch_size_for(pool: list, atoms_per_batch: int | None, fixed: int) -> int:
     """Frames per batch: ``fixed``, or DeePMD's ``auto:atoms_per_batch`` rule on the pool's mean size."""
     if not atoms_per_batch:
@@ -178,7 +164,7 @@ def bench_dataset(name: str, args: argparse.Namespace, root: Path) -> dict:
                 functional = get_card(name).level_of_theory.functional
                 options = dataclasses.replace(options, level_of_theory=functional)
             row = run_one(parent, pool[:n], test, options, root, f"{kind}_{n}")
-            row["train_frames_with_forces"] = frames_with_forces(pool[:n])
+            row["train_frames_with_forces"] = force_frames_of(pool[:n])
             curves[kind][n] = row
             if kind == "finetuned":
                 curves["step0_energy_mae_per_atom"][n] = step0_energy(

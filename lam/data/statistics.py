@@ -61,9 +61,7 @@ def composition_matrix(numbers: Sequence[np.ndarray], elements: Sequence[int]) -
     return counts
 
 
-def fit_per_element(
-    numbers: Sequence[np.ndarray], targets: np.ndarray, ridge: float = 0.0
-) -> ReferenceFit:
+def fit_per_element(numbers: Sequence[np.ndarray], targets: np.ndarray, ridge: float = 0.0) -> ReferenceFit:
     """Least-squares per-element values ``e_Z`` with ``targets[f] ≈ Σ_Z n_Z(f) e_Z``.
 
     Args:
@@ -73,8 +71,10 @@ def fit_per_element(
     """
     targets = np.asarray(targets, dtype=np.float64)
     if len(numbers) == 0 or len(numbers) != len(targets):
-        raise ValueError(f"need one target per frame and at least one frame, got {len(numbers)} frames "
-                         f"and {len(targets)} targets")
+        raise ValueError(
+            f"need one target per frame and at least one frame, got {len(numbers)} frames "
+            f"and {len(targets)} targets"
+        )
     elements = sorted({int(z) for frame in numbers for z in np.asarray(frame)})
     counts = composition_matrix(numbers, elements)
     rank = int(np.linalg.matrix_rank(counts))
@@ -172,6 +172,20 @@ def force_rms(frames: Iterable[ase.Atoms]) -> float | None:
     return float(np.sqrt(squares / count)) if count else None
 
 
+def count_frames_with_forces(frames: Iterable[ase.Atoms], threshold: float) -> int:
+    """Frames whose forces carry information: some component above ``threshold`` eV/Å.
+
+    Symmetric cells (the elastic and volume scans of an equation of state) have every force zero by
+    symmetry: they teach a model energies, but nothing about the shape of the force field.
+    """
+    count = 0
+    for atoms in frames:
+        forces = _result(atoms, "forces")
+        if forces is not None and forces.size and float(np.abs(forces).max()) > threshold:
+            count += 1
+    return count
+
+
 def mean_neighbor_count(frames: Iterable[ase.Atoms], cutoff: float) -> float:
     """Mean number of neighbours per atom within ``cutoff`` (Å), periodic images included."""
     edges, atoms_total = 0, 0
@@ -186,8 +200,10 @@ def _head_statistics(frames: list[ase.Atoms], cutoff: float, ridge: float) -> di
     """Statistics of the frames of one head (JSON-able)."""
     numbers, energies = _energies(frames)
     fit = fit_per_element(numbers, energies, ridge) if energies.size else None
-    elements = sorted({ase.data.chemical_symbols[z] for a in frames for z in set(a.numbers)},
-                      key=ase.data.atomic_numbers.get)
+    elements = sorted(
+        {ase.data.chemical_symbols[z] for a in frames for z in set(a.numbers)},
+        key=ase.data.atomic_numbers.get,
+    )
     stats = {
         "frames": len(frames),
         "atoms": int(sum(len(a) for a in frames)),
@@ -241,8 +257,7 @@ def data_checksum(path: str | Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         return digest.hexdigest()
-    files = sorted(
-        p for p in path.rglob("*") if p.is_file() and _is_data(p))
+    files = sorted(p for p in path.rglob("*") if p.is_file() and _is_data(p))
     digest = hashlib.sha256()
     for file in files:
         digest.update(file.relative_to(path).as_posix().encode())
@@ -257,8 +272,11 @@ def stats_path(path: str | Path) -> Path:
 
 
 def cached_statistics(
-    path: str | Path, frames: Iterable[ase.Atoms] | datasets.Dataset | None = None, cutoff: float = 6.0,
-    ridge: float = 0.0, default_head: str = "default",
+    path: str | Path,
+    frames: Iterable[ase.Atoms] | datasets.Dataset | None = None,
+    cutoff: float = 6.0,
+    ridge: float = 0.0,
+    default_head: str = "default",
 ) -> dict:
     """Statistics of the data at ``path``, read from its cache when the data checksum still matches.
 
@@ -282,7 +300,11 @@ def cached_statistics(
         from lam.data.readers import read_frames
 
         frames = read_frames(path)
-    stats = {"checksum": checksum, "cutoff_A": float(cutoff), "ridge": float(ridge),
-             "heads": compute_statistics(frames, cutoff, ridge, default_head)}
+    stats = {
+        "checksum": checksum,
+        "cutoff_A": float(cutoff),
+        "ridge": float(ridge),
+        "heads": compute_statistics(frames, cutoff, ridge, default_head),
+    }
     cache.write_text(json.dumps(stats, indent=2) + "\n")
     return stats

@@ -88,6 +88,7 @@ def finetuned_card(
     metrics: dict[str, dict[str, float | int | None]],
     metrics_table: str,
     refit_note: str,
+    force_frames: int,
 ) -> ModelCard:
     """Card of a fine-tuned model (template ``model_cards/finetuned.md``).
 
@@ -98,7 +99,8 @@ def finetuned_card(
         steps: optimiser steps taken.
         metrics: head -> test metrics (:func:`lam.train.evaluate.error_metrics`).
         metrics_table: the same metrics as text (:func:`lam.train.evaluate.format_table`).
-        refit_note: one paragraph describing the energy-reference refit.
+        refit_note: paragraphs on the energy-reference refit (and warnings about the data).
+        force_frames: training frames whose forces carry information.
     """
     card_data = _card_data(lineage, data, metrics)
     return ModelCard.from_template(
@@ -115,6 +117,7 @@ def finetuned_card(
         n_train=split_sizes[0],
         n_val=split_sizes[1],
         n_test=split_sizes[2],
+        n_train_forces=force_frames,
         steps=steps,
         metrics_table=f"```\n{metrics_table}\n```",
         refit_note=refit_note,

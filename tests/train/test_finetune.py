@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import inspect
 import json
+import warnings
 from pathlib import Path
 
 import ase
@@ -321,3 +322,20 @@ def test_training_task_unfreezes_a_model_frozen_by_the_calculator() -> None:
     assert not any(p.requires_grad for p in model.parameters())
     task = LAMTask(model)
     assert all(p.requires_grad for p in task.model.parameters())
+
+
+def test_training_frames_without_forces_are_warned_about_and_recorded(tmp_path: Path) -> None:
+    parent = parent_folder(tmp_path)
+    options = dataclasses.replace(FAST, max_steps=0, val_fraction=0.0, test_fraction=0.0)
+    with pytest.warns(UserWarning, match="none of the 4 training frames has a force above"):
+        finetune(str(parent), eos_frames(), tmp_path / "eos", options, "eos.extxyz")
+    assert json.loads((tmp_path / "eos" / "finetune.json").read_text())["train_frames_with_forces"] == 0
+    card = (tmp_path / "eos" / "README.md").read_text()
+    assert "| training frames with forces | 0 " in card and "**Warning:** none of the 4" in card
+
+    rattled = emt_frames(3)  # one rattled frame is enough to silence the warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        finetune(str(parent), eos_frames() + rattled[:1], tmp_path / "mixed", options, "mixed.extxyz")
+    assert json.loads((tmp_path / "mixed" / "finetune.json").read_text())["train_frames_with_forces"] == 1
+    assert "Warning" not in (tmp_path / "mixed" / "README.md").read_text()
