@@ -203,7 +203,7 @@ def heads_of_level(model: LAM, level_of_theory: str | None) -> list[str] | None:
 
 
 def force_frames_of(frames: Sequence[ase.Atoms]) -> int:
-    """Frames with a force component of at least :data:`~lam.train.refit.MIN_FORCE_SCALE`."""
+    """How many frames have a force component above :data:`~lam.train.refit.MIN_FORCE_SCALE`."""
     return count_frames_with_forces(frames, MIN_FORCE_SCALE)
 
 
