@@ -3,11 +3,11 @@
 Where ``--head auto`` has little to rank on (Ta at N=10: a few symmetric cells), this shows how much
 the starting head and the loss prefactors matter on their own. Each variant is a ``+``-joined list of
 a pretrained head name, ``new`` (a fresh head) or ``auto``, and optionally ``pref-f=X`` (a constant
-force prefactor instead of the default 1). Same split, subset, step budget and scoring as
-``bench_finetune.py --seed S`` (its ``run_one``).
+force prefactor instead of the default 1) and ``mode=full|frozen|replay``. Same split, subset, step
+budget and scoring as ``bench_finetune.py --seed S`` (its ``run_one``).
 
     python scripts/sweep_finetune_start.py --dataset ta_snap_pbe --seed 2 --n 10 \\
-        --variants auto new mptrj_random1k_pbe auto+pref-f=100 --out DIR
+        --variants auto new mptrj_random1k_pbe auto+pref-f=100 auto+mode=frozen --out DIR
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def variant_options(options: FinetuneOptions, variant: str) -> FinetuneOptions:
         if part.startswith("pref-f="):
             value = float(part.removeprefix("pref-f="))
             options = dataclasses.replace(options, start_pref_f=value, limit_pref_f=value)
+        elif part.startswith("mode="):
+            options = dataclasses.replace(options, mode=part.removeprefix("mode="))
         else:
             options = dataclasses.replace(options, head=part)
     return options
