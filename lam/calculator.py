@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
-from lam.cpu_memory import reuse_freed_memory
 from lam.data.graph import AtomicGraph
 from lam.data.neighbors import SkinNeighborList
 from lam.model.lam import LAM
@@ -29,7 +28,10 @@ class LAMCalculator(Calculator):
             :class:`~lam.data.neighbors.SkinNeighborList`). Results are exactly those of a fresh
             search; 0 searches at every call.
 
-    The model is put in eval mode with its weights frozen (``requires_grad_(False)``), in place.
+    The model is put in inference mode (:meth:`~lam.model.lam.LAM.for_inference`: eval, weights frozen,
+    hand-written derivatives), in place. For MD of large cells on Linux, call
+    :func:`lam.cpu_memory.reuse_freed_memory` once first (the ``lam`` command does): it changes the
+    whole process's allocator, so lam never does it behind a Python user's back.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
@@ -44,15 +46,14 @@ class LAMCalculator(Calculator):
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)
-        reuse_freed_memory()  # MD of large cells: see lam/cpu_memory.py
         if not isinstance(model, LAM):
             from lam.hub import load_model
 
             model = load_model(str(model))
         self.torch_dtype = {"float64": torch.float64, "float32": torch.float32}[dtype]
-        # frozen like MACE's calculator does: no weight gradients to track, and a frozen model takes
-        # the hand-written inference derivatives (lam.model.two_body_inference)
-        self.model = model.to(device=device, dtype=self.torch_dtype).eval().requires_grad_(False)
+        # frozen like MACE's calculator does: no weight gradients to track, and the inference mode
+        # takes the hand-written derivatives (lam.model.two_body_inference)
+        self.model = model.to(device=device, dtype=self.torch_dtype).for_inference()
         self.head = self.model.resolve_head(head)
         self.device = device
         self.neighbors = SkinNeighborList(self.model.cutoff, skin)

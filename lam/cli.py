@@ -1,9 +1,13 @@
-"""The ``lam`` command line: typed functions exposed through ``jsonargparse.auto_cli``.
+"""The ``lam`` command line: typed functions and options dataclasses through ``jsonargparse.auto_cli``.
 
 Each group of subcommands lives in its own module under :mod:`lam.commands` as a ``COMMANDS`` dict;
 this file assembles them and lets users spell flags the usual way: ``--max-steps`` for
 ``--max_steps``, a bare boolean flag (``--overwrite``) for ``--overwrite true``, ``--from`` for
-the ``model`` parameter (``from`` is a Python keyword) and ``lam pretrain --config RECIPE``.
+the ``model`` field (``from`` is a Python keyword) and ``lam pretrain --config RECIPE``.
+
+A workflow command (``finetune``, ``distill``, ``pretrain``) is its options dataclass: auto_cli builds
+the options from the flags and the ``--config`` recipe, and :data:`lam.commands.workflows.RUNNERS`
+runs them.
 """
 
 from __future__ import annotations
@@ -18,17 +22,17 @@ from jsonargparse import auto_cli
 FLAG_ALIASES = {"--from": "--model"}
 # jsonargparse reserves --config for a file of a command's own arguments; pretraining users mean the recipe
 # (an alias of None makes the flag's value the positional argument)
-COMMAND_FLAG_ALIASES: dict[str, dict[str, str | None]] = {"pretrain": {"--config": None}}
+COMMAND_FLAG_ALIASES: dict[str, dict[str, str | None]] = {"pretrain": {"--config": "--recipe"}}
 
 
 def components() -> dict[str, Any]:
     """The command tree: ``{"data": {...}, "finetune": fn, ...}``."""
-    from lam.commands import data_io, demo, distill, generate, registry, train
+    from lam.commands import data_io, demo, generate, registry, train, workflows
 
     return {
         "data": {**registry.COMMANDS, **data_io.COMMANDS, **generate.COMMANDS},
+        **workflows.COMMANDS,
         **train.COMMANDS,
-        **distill.COMMANDS,
         **demo.COMMANDS,
     }
 
@@ -72,8 +76,12 @@ def normalize_argv(argv: list[str], tree: dict[str, Any]) -> list[str]:
 
 def run(argv: list[str]) -> Any:
     """Run one ``lam`` command line and return what the subcommand returned."""
+    from lam.commands.workflows import RUNNERS
+
     tree = components()
-    return auto_cli(tree, args=normalize_argv(list(argv), tree), as_positional=True)
+    result = auto_cli(tree, args=normalize_argv(list(argv), tree), as_positional=True)
+    runner = RUNNERS.get(type(result))
+    return runner(result) if runner is not None else result
 
 
 def main() -> None:
@@ -84,7 +92,7 @@ def main() -> None:
     """
     from lam.cpu_memory import reuse_freed_memory
 
-    reuse_freed_memory()  # large systems: see lam/cpu_memory.py
+    reuse_freed_memory()  # the command line opts in for large systems: see lam/cpu_memory.py
     try:
         run(sys.argv[1:])
     except (ValueError, KeyError, FileNotFoundError, FileExistsError) as error:

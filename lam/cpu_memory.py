@@ -8,11 +8,12 @@ about 2.8 million page faults per evaluation and more than half of the run time 
 and not trimming it lets the next evaluation reuse the same pages (about 10x fewer faults).
 
 This is what ``LD_PRELOAD``-ing jemalloc or tcmalloc achieves for PyTorch on CPU, without a second
-library. It changes the allocator of the whole process, so lam applies it where it owns the process
-or the hot loop (the ``lam`` command, the ASE calculator, the benchmarks); set ``LAM_SYSTEM_MALLOC=1``
-to keep glibc's defaults. The price is memory: freed blocks stay with the process and the heap
-fragments, so the peak resident size grows (DPA-2 ``small``, 12,288 water atoms, float32, one
-thread: 2.0 ms/atom and 18.1 GB, against 5.6 ms/atom and 13.1 GB with glibc's defaults).
+library. It changes the allocator of the whole process, so lam applies it only where it owns the
+process (the ``lam`` command and the benchmarks); from Python it is opt-in: call
+:func:`reuse_freed_memory` once. ``LAM_SYSTEM_MALLOC=1`` keeps glibc's defaults even then. The
+price is memory: freed blocks stay with the process and the heap fragments, so the peak resident
+size grows (DPA-2 ``small``, 12,288 water atoms, float32, one thread: 2.0 ms/atom and 18.1 GB,
+against 5.6 ms/atom and 13.1 GB with glibc's defaults).
 """
 
 from __future__ import annotations

@@ -144,7 +144,7 @@ class ModelPhysicsTests:
 
     def model(self) -> LAM:
         """A fresh seeded float64 model of this configuration."""
-        return build_model(self.config).requires_grad_(not self.frozen)
+        return build_model(self.config).for_inference(self.frozen)
 
     def test_rotation_translation_invariance(self) -> None:
         """E is invariant and F equivariant under a rigid rotation and translation (cell rotated too)."""
@@ -275,7 +275,7 @@ class ModelPhysicsTests:
         """save_pretrained -> from_pretrained (strict, safetensors) reproduces outputs bit for bit."""
         model = self.model()
         model.save_pretrained(tmp_path)
-        loaded = LAM.from_pretrained(str(tmp_path)).eval().requires_grad_(not self.frozen)
+        loaded = LAM.from_pretrained(str(tmp_path)).eval().for_inference(self.frozen)
         assert loaded.config == model.config
         frames = [periodic_alloy(), organic_molecule()]
         a, b = predict(model, frames), predict(loaded, frames)

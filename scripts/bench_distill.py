@@ -23,11 +23,10 @@ import numpy as np
 import torch
 from ase.build import bulk
 
-from lam.commands.distill import format_round
 from lam.hub.models import load_model
 from lam.model.config import HeadSpec, preset
 from lam.model.lam import LAM
-from lam.train.distill import DistillOptions, distill, speed_us_per_atom
+from lam.train.distill import DistillOptions, distill, format_round, speed_us_per_atom
 
 
 def alloy(n_atoms: int, seed: int = 0) -> ase.Atoms:
@@ -92,11 +91,11 @@ def main() -> None:
             if ref is None:
                 teacher.save_pretrained(Path(tmp) / "teacher")
                 ref = str(Path(tmp) / "teacher")
-            options = DistillOptions(head=head, rounds=args.rounds, md_steps=args.md_steps,
+            options = DistillOptions(teacher=ref, structures="bench: Cu/Au fcc 32 atoms", out=args.distill_out,
+                                     overwrite=True, head=head, rounds=args.rounds, md_steps=args.md_steps,
                                      max_steps_per_round=args.max_steps_per_round, dtype=args.dtype,
                                      target_force_rmse=args.target_force_rmse)
-            result = distill(ref, [alloy(32, seed=0), alloy(32, seed=1)], args.distill_out, options,
-                             "bench: Cu/Au fcc 32 atoms", overwrite=True,
+            result = distill(options, [alloy(32, seed=0), alloy(32, seed=1)],
                              progress=lambda record: print(format_round(record), flush=True))
             results["distill"] = {"rounds": result.rounds, "converged": result.converged,
                                   "speed": result.speed}

@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lam.data.sources import load_frames
 from lam.data.splits import frame_groups, stratified_holdout
 from lam.hub.models import load_model
-from lam.model.lam import LAM
-from lam.train.evaluate import load_frames
-from lam.train.finetune import FinetuneOptions, finetune, force_frames_of
+from lam.train.finetune import FinetuneOptions, finetune
+from lam.train.finetune.prepare import force_frames_of, scratch_model
 from lam.train.refit import model_energies, refit_energy_references
 
 DATASETS = ("water_deepmd_example", "mapbi3_scan", "ta_snap_pbe")
@@ -85,23 +85,8 @@ def step0_energy(model_ref: str, head: str, train: list, test: list) -> dict[str
 
 
 def scratch_folder(model_ref: str, train: list, path: Path, seed: int) -> str:
-    """A randomly initialised model of ``model_ref``'s architecture, saved to the folder ``path``.
-
-    Like a fresh pretraining run, its environment-matrix normalisation is fitted on (up to 32 of) the
-    training frames first (DeePMD's ``davg/dstd``): without it a fresh model starts with forces near
-    zero and barely trains, which would make the scratch baseline unfairly weak.
-    """
-    from torch_geometric.data import Batch
-
-    from lam.data.datasets import GraphDataset
-
-    torch.manual_seed(seed)
-    parent = load_model(model_ref)
-    dtype = next(parent.parameters()).dtype
-    fresh = LAM(parent.config).to(dtype)
-    graphs = GraphDataset(train[:32], fresh.cutoff, dtype=dtype)
-    fresh.fit_environment_statistics(Batch.from_data_list([graphs[i] for i in range(len(graphs))]))
-    fresh.save_pretrained(path)
+    """A randomly initialised model of ``model_ref``'s architecture (``scratch_model``), saved to ``path``."""
+    scratch_model(load_model(model_ref), train, seed).save_pretrained(path)
     return str(path)
 
 
@@ -109,7 +94,7 @@ def run_one(parent: str, train: list, test: list, options: FinetuneOptions, root
     """Fine-tune ``parent`` on ``train``, score on ``test``; returns the test metrics + bookkeeping."""
     start = time.time()
     with contextlib.redirect_stdout(sys.stderr):  # Lightning chatter must not pollute the JSON
-        result = finetune(parent, train, root / tag, options, tag, test_frames=test)
+        result = finetune(dataclasses.replace(options, model=parent, out=root / tag, data=tag), train, test)
     metrics = result.test[result.prepared.head]
     return {
         **metrics,

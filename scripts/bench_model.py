@@ -72,7 +72,7 @@ def worker(task: dict) -> dict:
 
     times = []
     if task["mode"] == "infer":
-        model.eval().requires_grad_(False)  # as LAMCalculator and DeePMD-kit's DeepPot hold a model
+        model.for_inference()  # as LAMCalculator and DeePMD-kit's DeepPot hold a model
         for i in range(task["warmup"] + task["reps"]):
             start = time.perf_counter()
             # energy + forces + virial, as DeePMD-kit's DeepPot.eval computes
@@ -116,7 +116,7 @@ def paired_worker(task: dict) -> dict:
     start_process(task["threads"])
     atoms = water_system(task["repeat"])
     n = len(atoms)
-    models = {name: LAM(preset(name)).float().eval().requires_grad_(False) for name in ("student", "small")}
+    models = {name: LAM(preset(name)).float().for_inference() for name in ("student", "small")}
 
     def evaluate(model: LAM) -> None:
         graph = AtomicGraph.from_atoms(atoms, model.cutoff, dtype=torch.float32)

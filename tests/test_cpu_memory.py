@@ -44,3 +44,14 @@ def test_large_blocks_are_reused_without_page_faults():
     # glibc's default maps and unmaps every block each round: one fault per page
     assert default["faults"] > 0.5 * pages
     assert tuned["faults"] < 0.1 * pages  # heap growth may still fault a few MB in some rounds
+
+
+def test_the_calculator_leaves_the_allocator_alone():
+    """Building a calculator from Python must not change the process's malloc (opt-in only)."""
+    code = (
+        "import torch, lam.cpu_memory as m\n"
+        "from lam import LAM, LAMCalculator\nfrom lam.model.config import preset\n"
+        "LAMCalculator(LAM(preset('student')))\nprint(m._applied)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -10,10 +10,8 @@ batches an uninterrupted run would have seen, and all DDP ranks draw the same da
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import ase
 import datasets
 import lightning.pytorch as pl
 import numpy as np
@@ -22,9 +20,7 @@ from torch_geometric.data import Batch
 from torch_geometric.loader.dataloader import Collater
 
 from lam.data.datasets import GraphDataset
-from lam.data.training_format import SCHEMA, atoms_to_row, is_training_dataset, load_training_dataset
-
-Source = str | Path | datasets.Dataset | Sequence[ase.Atoms]
+from lam.data.sources import Source, load
 
 
 def dataset_probabilities(
@@ -108,30 +104,6 @@ class MultiTaskBatchSampler(Sampler[list[int]]):
             yield self.batch(step)
 
 
-def load_source(source: Source) -> datasets.Dataset:
-    """A data source as a training-format ``datasets.Dataset``.
-
-    ``source`` is a registered dataset name (:func:`lam.data.registry.load_registered`), a
-    training-format directory, any file :func:`lam.data.readers.read_frames` reads, a loaded
-    dataset, or a list of ``ase.Atoms``.
-    """
-    if isinstance(source, datasets.Dataset):
-        return source
-    if isinstance(source, (str, Path)):
-        if is_training_dataset(source):
-            return load_training_dataset(source)
-        if Path(source).exists():
-            from lam.data.readers import read_frames
-
-            source = list(read_frames(source))
-        else:
-            from lam.data.registry import load_registered
-
-            return load_registered(str(source))
-    rows = [atoms_to_row(atoms, head="default") for atoms in source]
-    return datasets.Dataset.from_list(rows, features=SCHEMA)
-
-
 def split_indices(n_frames: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded random (train, val) index split; at least one training frame is kept."""
     order = np.random.default_rng(seed).permutation(n_frames)
@@ -169,6 +141,7 @@ class MultiTaskDataModule(pl.LightningDataModule):
         cutoff: neighbour-list cutoff, Å (at least the model's cutoff).
         steps_per_epoch: batches per epoch (validation period); None: training frames / global batch.
         num_workers: ``DataLoader`` worker processes (neighbour lists are built in them).
+        cache_graphs: keep every graph once built (small sets read many times: fine-tuning, distillation).
     """
 
     def __init__(
@@ -182,6 +155,7 @@ class MultiTaskDataModule(pl.LightningDataModule):
         cutoff: float = 6.0,
         steps_per_epoch: int | None = None,
         num_workers: int = 0,
+        cache_graphs: bool = False,
     ) -> None:
         super().__init__()
         if not datasets:
@@ -192,6 +166,7 @@ class MultiTaskDataModule(pl.LightningDataModule):
         self.batch_size, self.weights, self.temperature = batch_size, weights, temperature
         self.val_fraction, self.seed, self.cutoff = val_fraction, seed, cutoff
         self.steps_per_epoch, self.num_workers = steps_per_epoch, num_workers
+        self.cache_graphs = cache_graphs
         self.train_sets: dict[str, datasets.Dataset] = {}
         self.val_sets: dict[str, datasets.Dataset] = {}
         self._resume_step: int | None = None
@@ -206,7 +181,7 @@ class MultiTaskDataModule(pl.LightningDataModule):
         if self.train_sets:
             return
         for index, (head, source) in enumerate(self.sources.items()):
-            data = load_source(source)
+            data = load(source)
             train, val = split_indices(len(data), self.val_fraction, self.seed + index)
             self.train_sets[head], self.val_sets[head] = data.select(train), data.select(val)
 
@@ -217,7 +192,7 @@ class MultiTaskDataModule(pl.LightningDataModule):
         return dataset_probabilities(sizes, self.temperature, self.weights)
 
     def _graphs(self, data: datasets.Dataset, head: str) -> GraphDataset:
-        return GraphDataset(data, cutoff=self.cutoff, head=head)
+        return GraphDataset(data, cutoff=self.cutoff, head=head, cache=self.cache_graphs)
 
     def _rank_world(self) -> tuple[int, int]:
         trainer = self.trainer

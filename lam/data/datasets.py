@@ -28,6 +28,8 @@ class GraphDataset(torch.utils.data.Dataset):
         head: head name given to every graph; None keeps each row's own ``head``
             (for Atoms: ``info["head"]``, else ``"default"``).
         dtype: floating dtype of positions, cell and labels.
+        cache: keep each graph once built (a fine-tuning set is read for hundreds of steps, and its
+            neighbour lists would otherwise be searched again every time a frame is drawn).
     """
 
     def __init__(
@@ -36,8 +38,10 @@ class GraphDataset(torch.utils.data.Dataset):
         cutoff: float,
         head: str | None = None,
         dtype: torch.dtype = torch.float64,
+        cache: bool = False,
     ) -> None:
         self.cutoff = float(cutoff)
+        self._cache: dict[int, AtomicGraph] | None = {} if cache else None
         self.head = head
         self.dtype = dtype
         self._atoms: list[ase.Atoms] | None = None
@@ -63,6 +67,13 @@ class GraphDataset(torch.utils.data.Dataset):
         if not -n <= index < n:
             raise IndexError(f"frame index {index} out of range for {n} frames")
         index = index % n
+        if self._cache is None:
+            return self._build(index)
+        if index not in self._cache:
+            self._cache[index] = self._build(index)
+        return self._cache[index]
+
+    def _build(self, index: int) -> AtomicGraph:
         if self._atoms is not None:
             atoms = self._atoms[index]
             return AtomicGraph.from_atoms(

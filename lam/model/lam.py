@@ -17,6 +17,7 @@ from lam.model.config import DPA2Config, HeadSpec, LAMConfig
 from lam.model.heads import EnergyHead
 from lam.model.outputs import Predictions
 from lam.model.physics import derivatives, edge_vectors
+from lam.model.repinit import Repinit
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -112,6 +113,22 @@ class LAM(
         return Predictions(
             energy=energy, node_energy=node_energy, forces=forces, virial=virial, stress=stress
         )
+
+    def for_inference(self, enabled: bool = True) -> LAM:
+        """Switch the inference mode on (or off), in place; returns the model.
+
+        On: eval mode, weights frozen (``requires_grad_(False)``), and the two-body blocks take their
+        hand-written derivatives (:mod:`lam.model.two_body_inference`, and the C++ kernel for the
+        student on CPU): what the ASE calculator and MD want. Off: weights trainable again and the
+        autograd path (what training needs; ``LAMTask`` switches it off).
+        """
+        self.requires_grad_(not enabled)
+        if enabled:
+            self.eval()
+        for module in self.modules():
+            if isinstance(module, Repinit):
+                module.inference = enabled
+        return self
 
     @torch.no_grad()
     def fit_environment_statistics(self, batch: object) -> None:

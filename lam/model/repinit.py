@@ -59,6 +59,9 @@ class Repinit(nn.Module):
         self.out_dim = widths[-1] * axis_dim
         # the hand-written inference derivatives know tanh only
         self.tanh_layers = activation == "tanh" and self.rest.output is None
+        # set by LAM.for_inference(): the frozen fast paths run only when asked for, never by inference
+        # from the training mode, requires_grad flags or the device
+        self.inference = False
 
     def forward(self, slots: NeighborSlots, atomic_numbers: Tensor, type_feats: Tensor) -> Tensor:
         """Two-body descriptor of every atom.
@@ -88,10 +91,20 @@ class Repinit(nn.Module):
         return invariant.flatten(1)
 
     def frozen_inference(self, type_feats: Tensor) -> bool:
-        """Whether :mod:`lam.model.two_body_inference` applies: eval mode, nothing to train, tanh."""
-        if self.training or type_feats.requires_grad or not self.tanh_layers:
+        """Whether :mod:`lam.model.two_body_inference` applies: inference mode (and tanh layers).
+
+        Raises:
+            RuntimeError: inference mode on a module that trains (its hand-written derivatives give
+                no weight gradients, so training would silently not learn).
+        """
+        if not self.inference:
             return False
-        return not any(p.requires_grad for p in self.parameters())
+        if self.training or type_feats.requires_grad or any(p.requires_grad for p in self.parameters()):
+            raise RuntimeError(
+                "the model is in inference mode (LAM.for_inference()) but is being trained; "
+                "call model.for_inference(False) first"
+            )
+        return self.tanh_layers
 
     def forward_frozen(self, slots: NeighborSlots, atomic_numbers: Tensor, pair_bias: Tensor) -> Tensor:
         """:meth:`forward` with hand-written slot derivatives (see :mod:`lam.model.two_body_inference`)."""

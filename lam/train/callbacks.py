@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from lam import keys
+from lam.hub.outputs import refuse_existing_model
 
 
 class EMA(WeightAveraging):
@@ -79,10 +80,7 @@ class ExportModel(Callback):
 
     def check_writable(self) -> None:
         """Refuse early (before training) when the folder holds a model and ``overwrite`` is off."""
-        if (self.directory / "config.json").exists() and not self.overwrite:
-            raise FileExistsError(
-                f"{self.directory} already holds a model; pass --overwrite (overwrite=True) to replace it"
-            )
+        refuse_existing_model(self.directory, self.overwrite, reports=("metrics.json",))
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Fail fast rather than after hours of training."""

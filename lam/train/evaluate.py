@@ -154,21 +154,3 @@ def format_table(results: dict[str, dict[str, float | int | None]]) -> str:
             f"{fmt(m['stress_rmse']):>14} {m['n_frames_energy']:>7}"
         )
     return "\n".join(lines)
-
-
-def load_frames(source: str | Path) -> list[ase.Atoms]:
-    """Labelled frames from a path :func:`lam.data.readers.read_frames` reads, or a registry dataset name."""
-    if Path(source).exists():
-        from lam.data.readers import read_frames
-
-        return list(read_frames(source))
-    from lam.data.registry import UnknownDatasetError, load_registered
-    from lam.data.training_format import row_to_atoms
-
-    try:
-        dataset = load_registered(str(source))
-    except UnknownDatasetError as error:
-        raise FileNotFoundError(
-            f"{source}: no such file or directory, and not a registered dataset ({error})"
-        ) from None
-    return [row_to_atoms(row) for row in dataset]

@@ -136,8 +136,8 @@ class LAMTask(pl.LightningModule):
         self.hparams["lr_schedule"] = dataclasses.asdict(self.lr_schedule)
         self.hparams["loss"] = {"starts": self.loss_fn.starts, "limits": self.loss_fn.limits}
         self.trainable, self.fit_energy_references = trainable, fit_energy_references
-        # the task decides what trains: a model that went through LAMCalculator arrives frozen
-        self.model.requires_grad_(True)
+        # the task decides what trains: a model that went through LAMCalculator arrives in inference mode
+        self.model.for_inference(False)
         if trainable == "heads":
             self.model.descriptor.requires_grad_(False)
         self.val_metrics = nn.ModuleDict({name: HeadMetrics() for name in self.model.heads})

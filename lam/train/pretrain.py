@@ -9,19 +9,19 @@ is an error naming the key. ``model.heads`` is linked from ``data.datasets`` (on
 
 from __future__ import annotations
 
-import json
-import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning.pytorch as pl
 from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, Logger
 
 from lam.data.datamodule import MultiTaskDataModule
+from lam.hub.outputs import write_json
 from lam.train.callbacks import ExportModel, NaNLossGuard
 from lam.train.module import LAMTask
+from lam.train.trainer import TrainerOptions, ValidationProgress, build_trainer
 
 # Trainer arguments that pretrain() owns (run folder, callbacks, loggers) or that LAMTask needs fixed.
 _MANAGED_TRAINER_ARGS = {
@@ -59,49 +59,55 @@ def read_recipe(config: str | Path, overrides: dict[str, Any] | None = None) -> 
     return cfg
 
 
-def _loggers(run_dir: Path, wandb: Literal["offline", "online", "disabled"], name: str) -> list[Logger]:
-    loggers: list[Logger] = [CSVLogger(run_dir, name="csv")]
-    if wandb != "disabled":
-        from lightning.pytorch.loggers import WandbLogger
+@dataclass(frozen=True)
+class PretrainOptions(TrainerOptions):
+    """Multi-task pretraining from a recipe (``recipes/pretrain_*.yaml``); exports a model folder.
 
-        os.environ["WANDB_MODE"] = wandb  # the explicit choice wins over the environment
-        loggers.append(
-            WandbLogger(project="lam", name=name, save_dir=str(run_dir), offline=wandb == "offline")
-        )
-    return loggers
+    The recipe holds the model, data and ``trainer`` sections; these options say where the run goes
+    and override the recipe's trainer settings that are given (accelerator, devices, ...).
+
+    Attributes:
+        recipe: the recipe YAML (trainer / model / data sections); also spelled ``--config``.
+        max_steps: override the recipe's ``trainer.max_steps`` (e.g. for a smoke run).
+        out: model folder to export (``config.json``, ``model.safetensors``, ``README.md``,
+            ``metrics.json``); default ``<run_dir>/model``.
+        run_dir: logs and checkpoints; default ``runs/<recipe name>``.
+        overwrite: replace a model already in ``out`` / checkpoints of an earlier run.
+        resume: continue from ``<run_dir>/checkpoints/last.ckpt`` when it exists (a killed run
+            continues exactly where it stopped).
+        checkpoint_every: write ``last.ckpt`` every this many optimizer steps.
+        (and the trainer options of :class:`~lam.train.trainer.TrainerOptions`).
+    """
+
+    recipe: Path | None = None
+    max_steps: int | None = None
+    out: Path | None = None
+    run_dir: Path | None = None
+    overwrite: bool = False
+    resume: bool = True
+    checkpoint_every: int = 50
 
 
-def build_trainer(
-    trainer_args: dict[str, Any],
-    run_dir: Path,
-    export_dir: Path,
-    overwrite: bool,
-    checkpoint_every: int,
-    wandb: Literal["offline", "online", "disabled"],
-    name: str,
+def build_pretrain_trainer(
+    options: PretrainOptions, recipe_trainer: dict[str, Any], run_dir: Path, export_dir: Path, name: str
 ) -> pl.Trainer:
-    """A Trainer with lam's checkpointing (``last.ckpt``), NaN guard, export and loggers."""
+    """A Trainer with lam's checkpointing (``last.ckpt``), NaN guard, export and logger."""
     checkpoint = ModelCheckpoint(
-        dirpath=run_dir / CHECKPOINT_DIR, save_last=True, save_top_k=0, every_n_train_steps=checkpoint_every
+        dirpath=run_dir / CHECKPOINT_DIR, save_last=True, save_top_k=0,
+        every_n_train_steps=options.checkpoint_every,
     )
     callbacks = [
         NaNLossGuard(),
-        ExportModel(export_dir, overwrite),
+        ExportModel(export_dir, options.overwrite),
         checkpoint,
         LearningRateMonitor(logging_interval="step"),
     ]
-    trainer_args = dict(trainer_args)
-    if trainer_args.get("devices", 1) not in (1, "1") or trainer_args.get("num_nodes", 1) != 1:
-        # each step trains one head, so the other heads' parameters get no gradient on that step
-        trainer_args.setdefault("strategy", "ddp_find_unused_parameters_true")
-    return pl.Trainer(
-        **trainer_args,
-        callbacks=callbacks,
-        logger=_loggers(run_dir, wandb, name),
-        default_root_dir=run_dir,
-        inference_mode=False,  # forces in validation need autograd
-        use_distributed_sampler=False,  # MultiTaskBatchSampler shards the data itself
-    )
+    if options.progress:
+        callbacks.append(ValidationProgress())
+    trainer_args = dict(recipe_trainer)
+    max_steps = trainer_args.pop("max_steps")
+    return build_trainer(options, max_steps=max_steps, run_dir=run_dir, name=name, callbacks=callbacks,
+                         **trainer_args)
 
 
 def _resume_checkpoint(run_dir: Path, resume: bool, overwrite: bool) -> Path | None:
@@ -120,49 +126,31 @@ def _resume_checkpoint(run_dir: Path, resume: bool, overwrite: bool) -> Path | N
     return None
 
 
-def pretrain(
-    config: str | Path,
-    max_steps: int | None = None,
-    out: str | Path | None = None,
-    run_dir: str | Path | None = None,
-    overwrite: bool = False,
-    resume: bool = True,
-    checkpoint_every: int = 50,
-    wandb: Literal["offline", "online", "disabled"] = "offline",
-) -> Path:
-    """Pretrain a multi-head model from a recipe and export it as a ``save_pretrained`` folder.
-
-    Args:
-        config: the recipe YAML (see the module docstring).
-        max_steps: override ``trainer.max_steps``.
-        out: model folder to export (``config.json``, ``model.safetensors``, ``README.md``,
-            ``metrics.json``); default ``<run_dir>/model``.
-        run_dir: logs (CSV, wandb) and checkpoints; default ``runs/<recipe name>``.
-        overwrite: replace a model already in ``out`` / checkpoints of an earlier run.
-        resume: continue from ``<run_dir>/checkpoints/last.ckpt`` when it exists (a killed run
-            continues exactly where it stopped).
-        checkpoint_every: write ``last.ckpt`` every this many optimizer steps.
-        wandb: Weights & Biases logging, offline by default (``WANDB_MODE``); CSV logs are always written.
+def pretrain(options: PretrainOptions) -> Path:
+    """Pretrain a multi-head model from ``options.recipe`` and export it as a ``save_pretrained`` folder.
 
     Returns:
         The exported model folder.
     """
-    config = Path(config)
-    cfg = read_recipe(config, {"trainer.max_steps": max_steps} if max_steps is not None else None)
-    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / config.stem
-    out = Path(out) if out is not None else run_dir / "model"
-    ExportModel(out, overwrite).check_writable()
-    ckpt_path = _resume_checkpoint(run_dir, resume, overwrite)
+    if options.recipe is None:
+        raise ValueError("lam pretrain needs a recipe: lam pretrain --config recipes/pretrain_tiny.yaml")
+    recipe = Path(options.recipe)
+    overrides = {"trainer.max_steps": options.max_steps} if options.max_steps is not None else None
+    cfg = read_recipe(recipe, overrides)
+    run_dir = Path(options.run_dir) if options.run_dir is not None else Path("runs") / recipe.stem
+    out = Path(options.out) if options.out is not None else run_dir / "model"
+    ExportModel(out, options.overwrite).check_writable()
+    ckpt_path = _resume_checkpoint(run_dir, options.resume, options.overwrite)
     pl.seed_everything(cfg.seed_everything, verbose=False)
     init = recipe_parser().instantiate(cfg)
     task, data = init.model, init.data
-    trainer = build_trainer(dict(cfg.trainer), run_dir, out, overwrite, checkpoint_every, wandb, config.stem)
+    trainer = build_pretrain_trainer(options, dict(cfg.trainer), run_dir, out, recipe.stem)
     trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
     trainer.validate(task, datamodule=data, verbose=False)
     if trainer.is_global_zero:
         metrics = collect_metrics(trainer, data)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        (out / "README.md").write_text(pretrained_card(task.model, metrics, recipe=config.name))
+        write_json(out / "metrics.json", metrics)
+        (out / "README.md").write_text(pretrained_card(task.model, metrics, recipe=recipe.name))
     return out
 
 

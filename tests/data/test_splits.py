@@ -6,8 +6,7 @@ import ase
 import numpy as np
 import pytest
 
-from lam.data.splits import frame_groups, stratified_holdout
-from lam.train.finetune import split_frames
+from lam.data.splits import frame_groups, split_frames, stratified_holdout
 
 
 def _groups() -> list[str]:

@@ -23,7 +23,7 @@ DEEP_STUDENT = dataclasses.replace(
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
     twin = build_model(model.config)
     twin.load_state_dict(model.state_dict())
-    return twin.requires_grad_(False)
+    return twin.for_inference()
 
 
 @pytest.fixture(params=["kernel", "torch"])
@@ -119,8 +119,23 @@ def test_training_mode_keeps_autograd() -> None:
 
 def test_second_derivative_is_refused() -> None:
     """The inference backward is not differentiable again: asking for it fails loudly, not wrongly."""
-    model = build_model(STUDENT).requires_grad_(False)
+    model = build_model(STUDENT).for_inference()
     graph = AtomicGraph.from_atoms(organic_molecule(), model.cutoff)
     out = model(graph, compute_forces=True, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable"):
         out.forces.sum().backward()
+
+
+def test_inference_mode_is_explicit() -> None:
+    """Only for_inference() selects the hand-written path; training an inference-mode model fails loudly."""
+    model = build_model(STUDENT).requires_grad_(False)  # frozen weights alone change nothing
+    repinit_block = next(m for m in model.modules() if isinstance(m, Repinit))
+    assert not repinit_block.frozen_inference(torch.zeros(1))
+    model.for_inference()
+    assert repinit_block.frozen_inference(torch.zeros(1))
+    model.train()
+    with pytest.raises(RuntimeError, match="for_inference"):
+        predict(model, [organic_molecule()])
+    model.for_inference(False)
+    assert not repinit_block.frozen_inference(torch.zeros(1))
+    assert all(p.requires_grad for p in model.parameters())

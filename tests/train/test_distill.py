@@ -9,15 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from jsonargparse import auto_cli
 
 from lam.calculator import LAMCalculator
-from lam.commands import distill as distill_command
+from lam.cli import run as run_cli
 from lam.hub.card import read_lineage
 from lam.model.config import HeadSpec, preset
 from lam.model.lam import LAM
 from lam.testing import periodic_alloy
-from lam.train.distill import DistillOptions, distill, label_frames, run_md
+from lam.train.distill import DistillOptions, distill, format_round, label_frames, run_md
 
 torch.set_num_threads(1)
 RECIPE = Path(__file__).parents[2] / "recipes" / "distill.yaml"
@@ -52,8 +51,8 @@ def distilled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
     teacher = teacher_folder(root)
     out = root / "student"
     lines: list[str] = []
-    distill(str(teacher), starts(), out, FAST, "alloy.extxyz",
-            progress=lambda record: lines.append(distill_command.format_round(record)))
+    options = dataclasses.replace(FAST, teacher=str(teacher), out=out, structures="alloy.extxyz")
+    distill(options, starts(), progress=lambda record: lines.append(format_round(record)))
     assert [line.split(":")[0] for line in lines] == ["round 1", "round 2"]
     assert "new frames before training" in lines[1] and "F RMSE" in lines[0]
     return teacher, out, json.loads((out / "distill.json").read_text())
@@ -116,15 +115,15 @@ def test_existing_model_refused_without_overwrite(distilled: tuple[Path, Path, d
     teacher_dir, out, _ = distilled
     before = (out / "model.safetensors").read_bytes()
     with pytest.raises(FileExistsError, match="overwrite"):
-        distill(str(teacher_dir), starts(), out, FAST, "alloy.extxyz")
+        options = dataclasses.replace(FAST, teacher=str(teacher_dir), out=out, structures="alloy.extxyz")
+        distill(options, starts())
     structures = tmp_path / "alloy.extxyz"
     import ase.io
 
     ase.io.write(structures, starts())
     with pytest.raises(FileExistsError, match="overwrite"):
-        auto_cli(distill_command.COMMANDS, as_positional=True, args=[
-            "distill", "--config", str(RECIPE), "--teacher", str(teacher_dir),
-            "--structures", str(structures), "--out", str(out)])
+        run_cli(["distill", "--config", str(RECIPE), "--teacher", str(teacher_dir),
+                 "--structures", str(structures), "--out", str(out)])
     assert (out / "model.safetensors").read_bytes() == before
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import inspect
 import json
 import warnings
 from pathlib import Path
@@ -18,17 +17,25 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from lam._version import __version__
+from lam.data.splits import split_frames
 from lam.data.statistics import fit_energy_references, force_rms
 from lam.hub.card import read_lineage
 from lam.hub.models import load_model
 from lam.model.config import HeadSpec, preset
 from lam.model.lam import LAM
-from lam.train.finetune import FinetuneOptions, finetune, prepare, split_frames
-from lam.train.finetune_fit import build_task
+from lam.train.finetune import FinetuneOptions, finetune
+from lam.train.finetune.fit import build_task
+from lam.train.finetune.prepare import prepare
 from lam.train.refit import MIN_FORCE_SCALE, add_head_from_statistics
 
 torch.set_num_threads(1)
 FAST = FinetuneOptions(head="a", max_steps=3, val_every=3, batch_size=2, patience=2)
+
+
+def run_finetune(parent, frames, out, options, data, test_frames=None, overwrite=False):  # noqa: ANN001, ANN201
+    """``finetune`` of ``frames`` from Python, the run's place and names set on the options."""
+    where = dict(model=str(parent), out=Path(out), data=data, overwrite=overwrite)
+    return finetune(dataclasses.replace(options, **where), frames, test_frames)
 
 
 def parent_folder(tmp_path: Path, heads: tuple[str, ...] = ("a", "b")) -> Path:
@@ -82,7 +89,7 @@ def test_split_is_seeded_and_disjoint() -> None:
 def test_output_folder_holding_a_model_is_refused(tmp_path: Path) -> None:
     parent = parent_folder(tmp_path)
     with pytest.raises(FileExistsError, match="--overwrite"):
-        finetune(str(parent), emt_frames(6), parent, FAST, "cu.extxyz")
+        run_finetune(str(parent), emt_frames(6), parent, FAST, "cu.extxyz")
 
 
 def test_unknown_head_error_lists_the_heads(tmp_path: Path) -> None:
@@ -114,10 +121,10 @@ def test_new_element_is_reported_in_full_mode_and_refused_in_frozen_mode(tmp_pat
     parent = parent_folder(tmp_path)
     frames = emt_frames(8, third="Ni")
     with pytest.raises(ValueError, match=r"frozen.*\['Ni'\]"):
-        finetune(
+        run_finetune(
             str(parent), frames, tmp_path / "frozen", dataclasses.replace(FAST, mode="frozen"), "cuni.xyz"
         )
-    result = finetune(str(parent), frames, tmp_path / "full", FAST, "cuni.xyz")
+    result = run_finetune(str(parent), frames, tmp_path / "full", FAST, "cuni.xyz")
     assert result.prepared.new_elements == [28]
     assert json.loads((tmp_path / "full" / "finetune.json").read_text())["new_elements"] == ["Ni"]
 
@@ -126,7 +133,7 @@ def test_frozen_mode_trains_the_head_only_and_saves_lineage(tmp_path: Path) -> N
     parent = parent_folder(tmp_path)
     frames = emt_frames(10)
     options = dataclasses.replace(FAST, mode="frozen", lr=1e-2)
-    result = finetune(str(parent), frames, tmp_path / "out", options, "cual.extxyz")
+    result = run_finetune(str(parent), frames, tmp_path / "out", options, "cual.extxyz")
     before, after = load_model(str(parent)), load_model(str(tmp_path / "out"))
     assert result.steps == 3
     for key, value in before.descriptor.state_dict().items():
@@ -152,8 +159,8 @@ def test_frozen_mode_trains_the_head_only_and_saves_lineage(tmp_path: Path) -> N
     assert f"base_model: {parent.resolve()}" in card
     assert (tmp_path / "out" / "parity_cual.png").stat().st_size > 1000
     with pytest.raises(FileExistsError):
-        finetune(str(parent), frames, tmp_path / "out", options, "cual.extxyz")
-    finetune(
+        run_finetune(str(parent), frames, tmp_path / "out", options, "cual.extxyz")
+    run_finetune(
         str(parent),
         frames,
         tmp_path / "out",
@@ -172,7 +179,7 @@ def test_replay_keeps_training_the_pretraining_head_on_its_own_data(tmp_path: Pa
     options = dataclasses.replace(
         FAST, head="s66x8_wb97x", mode="replay", replay_frames=4, max_steps=6, lr=1e-2
     )
-    result = finetune(str(tmp_path / "parent"), emt_frames(8), tmp_path / "out", options, "cual.xyz")
+    result = run_finetune(str(tmp_path / "parent"), emt_frames(8), tmp_path / "out", options, "cual.xyz")
     assert result.prepared.new_elements == [13, 29]  # allowed outside frozen mode, and reported
     saved = load_model(str(tmp_path / "out"))
     assert list(saved.heads) == ["s66x8_wb97x", "cual"]
@@ -199,7 +206,7 @@ def test_loss_prefactors_and_lr_schedule_reach_the_trainer(tmp_path: Path) -> No
     task = build_task(load_model(str(parent_folder(tmp_path))), options)
     assert task.loss_fn.prefactors(1.0) == (5.0, 7.0, 0.0)
     assert task.lr * task.lr_schedule(options.max_steps) == pytest.approx(2e-4)
-    result = finetune(str(tmp_path / "parent"), emt_frames(10), tmp_path / "out", options, "cu.extxyz")
+    result = run_finetune(str(tmp_path / "parent"), emt_frames(10), tmp_path / "out", options, "cu.extxyz")
     logs = [p for p in (tmp_path / "out" / "logs").rglob("metrics.csv")]
     rows = [r for r in csv.DictReader(logs[0].open()) if r.get("train/pref_energy")]
     assert result.steps == 4 and rows, "the fine-tuning run logged no training step"
@@ -222,63 +229,33 @@ def test_new_head_scale_ignores_force_free_frames(tmp_path: Path) -> None:
 
 def test_early_stopping_watches_energies_when_validation_forces_are_zero_by_symmetry() -> None:
     """A symmetric cell's force RMSE is rounding noise for every model: it cannot rank checkpoints."""
-    from lam.train.finetune_fit import early_stopping_metric
+    from lam.train.finetune.fit import early_stopping_metric
 
     assert early_stopping_metric("h", eos_frames()) == "val/h/energy_mae_per_atom"
     assert early_stopping_metric("h", [*eos_frames(), *emt_frames(1)]) == "val/h/force_rmse"
 
 
-def test_cli_flags_reach_finetune_options_and_defaults_agree(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lam.train.finetune as finetune_module
+def test_cli_flags_reach_finetune_options(monkeypatch: pytest.MonkeyPatch) -> None:
     from lam.cli import run
-    from lam.commands.train import finetune as finetune_command
 
-    cli_defaults = {name: p.default for name, p in inspect.signature(finetune_command).parameters.items()}
-    for option in dataclasses.fields(FinetuneOptions):
-        if option.name in cli_defaults:  # one documented default, whichever way it is called
-            assert cli_defaults[option.name] == option.default, option.name
     seen = {}
 
-    def capture(model_ref, frames, out, options, *args):  # noqa: ANN001, ANN002, ANN202
+    def capture(options, frames=None, test_frames=None):  # noqa: ANN001, ANN202
         seen["options"] = options
         raise RuntimeError("captured")
 
-    monkeypatch.setattr(finetune_module, "finetune", capture)
-    monkeypatch.setattr("lam.train.evaluate.load_frames", lambda data: emt_frames(4))
-    argv = [
-        "finetune",
-        "--from",
-        "m",
-        "--data",
-        "d.xyz",
-        "--start-pref-e",
-        "3",
-        "--limit-pref-e",
-        "30",
-        "--start-pref-f",
-        "40",
-        "--limit-pref-f",
-        "4",
-        "--limit-pref-s",
-        "0.5",
-        "--final-lr-ratio",
-        "0.2",
-        "--warmup-steps",
-        "7",
-        "--lr",
-        "0.0004",
-    ]
+    monkeypatch.setattr("lam.train.finetune.run.finetune", capture)
+    argv = ["finetune", "--from", "m", "--data", "d.xyz", "--start-pref-e", "3", "--limit-pref-e", "30",
+            "--start-pref-f", "40", "--limit-pref-f", "4", "--limit-pref-s", "0.5", "--final-lr-ratio", "0.2",
+            "--warmup-steps", "7", "--lr", "0.0004", "--auto-frames", "5", "--devices", "2"]
     with pytest.raises(RuntimeError, match="captured"):
         run(argv)
     options = seen["options"]
     assert (options.start_pref_e, options.limit_pref_e, options.start_pref_f, options.limit_pref_f) == (
-        3.0,
-        30.0,
-        40.0,
-        4.0,
-    )
+        3.0, 30.0, 40.0, 4.0)
     assert (options.start_pref_s, options.limit_pref_s, options.final_lr_ratio) == (0.0, 0.5, 0.2)
-    assert (options.warmup_steps, options.lr) == (7, 4e-4)
+    assert (options.warmup_steps, options.lr, options.auto_frames, options.devices) == (7, 4e-4, 5, 2)
+    assert (options.model, options.data) == ("m", "d.xyz")
 
 
 def test_auto_ranks_force_free_frames_by_energy(tmp_path: Path) -> None:
@@ -301,7 +278,7 @@ def test_auto_ranks_force_free_frames_by_energy(tmp_path: Path) -> None:
 
 def test_level_of_theory_restricts_auto_to_that_functional(tmp_path: Path) -> None:
     """--level-of-theory ranks only heads of that functional; an unknown one ranks them all."""
-    from lam.train.finetune import heads_of_level
+    from lam.train.finetune.prepare import heads_of_level
 
     specs = (HeadSpec("a", "PBE / PBE+U (VASP)"), HeadSpec("b", "RPBE (VASP)"), HeadSpec("c", "pbe (VASP)"))
     model = LAM(dataclasses.replace(preset("student"), heads=specs)).double()
@@ -328,7 +305,7 @@ def test_training_frames_without_forces_are_warned_about_and_recorded(tmp_path: 
     parent = parent_folder(tmp_path)
     options = dataclasses.replace(FAST, max_steps=0, val_fraction=0.0, test_fraction=0.0)
     with pytest.warns(UserWarning, match="none of the 4 training frames has a force above"):
-        finetune(str(parent), eos_frames(), tmp_path / "eos", options, "eos.extxyz")
+        run_finetune(str(parent), eos_frames(), tmp_path / "eos", options, "eos.extxyz")
     assert json.loads((tmp_path / "eos" / "finetune.json").read_text())["train_frames_with_forces"] == 0
     card = (tmp_path / "eos" / "README.md").read_text()
     assert "| training frames with forces | 0 " in card and "**Warning:** none of the 4" in card
@@ -336,6 +313,6 @@ def test_training_frames_without_forces_are_warned_about_and_recorded(tmp_path: 
     rattled = emt_frames(3)  # one rattled frame is enough to silence the warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        finetune(str(parent), eos_frames() + rattled[:1], tmp_path / "mixed", options, "mixed.extxyz")
+        run_finetune(str(parent), eos_frames() + rattled[:1], tmp_path / "mixed", options, "mixed.extxyz")
     assert json.loads((tmp_path / "mixed" / "finetune.json").read_text())["train_frames_with_forces"] == 1
     assert "Warning" not in (tmp_path / "mixed" / "README.md").read_text()

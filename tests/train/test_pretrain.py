@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from lam.model.lam import LAM
 from lam.testing import emt_labelled_cells
-from lam.train.pretrain import pretrain, read_recipe
+from lam.train.pretrain import PretrainOptions, pretrain, read_recipe
 
 torch.set_num_threads(1)
 emt_frames = emt_labelled_cells
@@ -79,17 +79,17 @@ def _run(recipe: Path, run_dir: Path, kill_after: int | None = None) -> subproce
                 def on_train_batch_start(self, trainer, *args):
                     if trainer.global_step == {kill_after}:
                         os._exit(9)
-            build = p.build_trainer
+            build = p.build_pretrain_trainer
             def patched(*a, **k):
                 trainer = build(*a, **k)
                 trainer.callbacks.insert(0, Kill())
                 return trainer
-            p.build_trainer = patched
+            p.build_pretrain_trainer = patched
             """)
     code = killer + textwrap.dedent(f"""
         import torch; torch.set_num_threads(1)
-        from lam.train.pretrain import pretrain
-        pretrain({str(recipe)!r}, run_dir={str(run_dir)!r}, checkpoint_every=1, wandb="disabled")
+        from lam.train.pretrain import PretrainOptions, pretrain
+        pretrain(PretrainOptions(recipe={str(recipe)!r}, run_dir={str(run_dir)!r}, checkpoint_every=1))
         """)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
 
@@ -112,8 +112,9 @@ def test_killed_run_resumes_to_the_same_weights(recipe, tmp_path):
     assert moved  # training changed the weights (the comparison above is not vacuous)
 
 
-def test_export_writes_model_card_metrics_and_refuses_to_overwrite(recipe, tmp_path):
-    out = pretrain(recipe, max_steps=2, run_dir=tmp_path / "run", wandb="offline")
+def test_export_writes_model_card_metrics_and_refuses_to_overwrite(recipe, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    out = pretrain(PretrainOptions(recipe=recipe, max_steps=2, run_dir=tmp_path / "run", logger="wandb"))
     assert {p.name for p in out.iterdir()} >= {
         "config.json",
         "model.safetensors",
@@ -127,9 +128,9 @@ def test_export_writes_model_card_metrics_and_refuses_to_overwrite(recipe, tmp_p
     )
     card = (out / "README.md").read_text()
     assert "| `cu` |" in card and "| `al` |" in card
-    assert (tmp_path / "run" / "csv").is_dir() and (tmp_path / "run" / "wandb").is_dir()  # wandb offline
-    with pytest.raises(FileExistsError, match="already holds a model"):
-        pretrain(recipe, max_steps=2, run_dir=tmp_path / "run2", out=out, wandb="disabled")
+    assert (tmp_path / "run" / "wandb").is_dir()  # the wandb run kept on disk (offline)
+    with pytest.raises(FileExistsError, match="already holds config.json"):
+        pretrain(PretrainOptions(recipe=recipe, max_steps=2, run_dir=tmp_path / "run2", out=out))
 
 
 def test_builtin_lam_mini_matches_its_recipe():

@@ -1,6 +1,6 @@
 """The training run of a fine-tuning: the Lightning task built from the options, and early stopping.
 
-:func:`lam.train.finetune.finetune` prepares the model (head choice, reference refit) and calls
+:func:`lam.train.finetune.run.finetune` prepares the model (head choice, reference refit) and calls
 :func:`train`; :func:`build_task` is also what tests use to check that options reach the trainer.
 """
 
@@ -8,15 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import ase
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from torch_geometric.loader import DataLoader
 
+from lam.data.datamodule import MultiTaskDataModule
+from lam.data.datasets import GraphDataset
+from lam.data.splits import Split
+from lam.data.statistics import force_rms
 from lam.model.lam import LAM
-
-if TYPE_CHECKING:
-    from lam.train.finetune import FinetuneOptions, Split
-    from lam.train.module import LAMTask
+from lam.train.finetune.options import FinetuneOptions
+from lam.train.losses import EnergyForceStressLoss
+from lam.train.module import LAMTask
+from lam.train.refit import MIN_FORCE_SCALE
+from lam.train.schedules import LRSchedule
+from lam.train.trainer import ValidationProgress, build_trainer
 
 
 def early_stopping_metric(head: str, frames: Sequence[ase.Atoms]) -> str:
@@ -26,9 +34,6 @@ def early_stopping_metric(head: str, frames: Sequence[ase.Atoms]) -> str:
     carry none: every model predicts zero there too, so their RMSE is rounding noise and would keep
     an arbitrary checkpoint. The same rule as :func:`~lam.train.refit.rank_heads`.
     """
-    from lam.data.statistics import force_rms
-    from lam.train.refit import MIN_FORCE_SCALE
-
     scale = force_rms(frames)
     informative = scale is not None and scale >= MIN_FORCE_SCALE
     return f"val/{head}/force_rmse" if informative else f"val/{head}/energy_mae_per_atom"
@@ -40,12 +45,6 @@ def build_task(model: LAM, options: FinetuneOptions) -> LAMTask:
     The LR decays exponentially from ``lr`` (after ``warmup_steps``) to ``final_lr_ratio * lr`` at
     ``max_steps``; the loss prefactors follow that decay from their start to their limit values.
     """
-    import torch
-
-    from lam.train.losses import EnergyForceStressLoss
-    from lam.train.module import LAMTask
-    from lam.train.schedules import LRSchedule
-
     loss = EnergyForceStressLoss(
         energy_start=options.start_pref_e,
         energy_limit=options.limit_pref_e,
@@ -86,13 +85,6 @@ def train(
         The number of optimiser steps taken.
     """
     import lightning.pytorch as pl
-    import torch
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
-    from torch_geometric.loader import DataLoader
-
-    from lam.data.datamodule import MultiTaskDataModule
-    from lam.data.datasets import GraphDataset
 
     pl.seed_everything(options.seed, verbose=False)
     task = build_task(model, options)
@@ -107,6 +99,7 @@ def train(
         seed=options.seed,
         cutoff=model.cutoff,
         steps_per_epoch=min(options.val_every, options.max_steps),
+        cache_graphs=True,  # a fine-tuning set is small: its neighbour lists are built once
     )
     callbacks, val_loader = [], None
     if split.val:
@@ -114,21 +107,17 @@ def train(
         # best-so-far weights under the logger's run folder (version_N/checkpoints)
         checkpoint = ModelCheckpoint(monitor=monitor, mode="min", save_top_k=1)
         callbacks = [EarlyStopping(monitor=monitor, patience=options.patience, mode="min"), checkpoint]
-        val_loader = DataLoader(
-            GraphDataset(split.val, model.cutoff, head=head), batch_size=options.batch_size
-        )
-    trainer = pl.Trainer(
+        if options.progress:
+            callbacks.append(ValidationProgress())
+        graphs = GraphDataset(split.val, model.cutoff, head=head, cache=True)
+        val_loader = DataLoader(graphs, batch_size=options.batch_size)
+    trainer = build_trainer(
+        options,
         max_steps=options.max_steps,
-        max_epochs=-1,
-        inference_mode=False,
-        logger=CSVLogger(log_dir, name=""),
+        run_dir=log_dir,
+        name=head,
         callbacks=callbacks,
-        log_every_n_steps=min(50, options.val_every),  # short runs log their loss too
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        accelerator="cpu" if not torch.cuda.is_available() else "auto",
-        devices=1,
+        val_every=options.val_every,
     )
     trainer.fit(task, train_dataloaders=data.train_dataloader(), val_dataloaders=val_loader)
     if callbacks and checkpoint.best_model_path:

@@ -1,0 +1,64 @@
+"""One way in for data: a source name or path becomes a training-format dataset, or frames.
+
+A *source* is a registered dataset name (``lam data list``), a training-format directory, any file or
+folder :func:`lam.data.readers.read_frames` reads (extxyz, ASE db, DeePMD npy, ...), a loaded
+``datasets.Dataset`` or a list of ``ase.Atoms``. :func:`load` gives the training format (what the
+data modules and statistics read); :func:`load_frames` gives ``ase.Atoms`` for the edges (the
+calculator, MD, fine-tuning's head ranking).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import ase
+import datasets
+
+from lam.data.training_format import (
+    SCHEMA,
+    atoms_to_row,
+    is_training_dataset,
+    load_training_dataset,
+    row_to_atoms,
+)
+
+Source = str | Path | datasets.Dataset | Sequence[ase.Atoms]
+
+
+def _registered(name: str) -> datasets.Dataset:
+    from lam.data.registry import UnknownDatasetError, load_registered
+
+    try:
+        return load_registered(name)
+    except UnknownDatasetError as error:
+        raise FileNotFoundError(
+            f"{name}: no such file or directory, and not a registered dataset ({error})"
+        ) from None
+
+
+def load(source: Source) -> datasets.Dataset:
+    """``source`` as a training-format ``datasets.Dataset`` (memory-mapped where it comes from disk)."""
+    if isinstance(source, datasets.Dataset):
+        return source
+    if isinstance(source, (str, Path)):
+        if is_training_dataset(source):
+            return load_training_dataset(source)
+        if not Path(source).exists():
+            return _registered(str(source))
+        from lam.data.readers import read_frames
+
+        source = list(read_frames(source))
+    rows = [atoms_to_row(atoms, head="default") for atoms in source]
+    return datasets.Dataset.from_list(rows, features=SCHEMA)
+
+
+def load_frames(source: Source) -> list[ase.Atoms]:
+    """``source`` as labelled ``ase.Atoms`` (labels in a ``SinglePointCalculator``)."""
+    if isinstance(source, (str, Path)) and Path(source).exists() and not is_training_dataset(source):
+        from lam.data.readers import read_frames
+
+        return list(read_frames(source))
+    if isinstance(source, (str, Path, datasets.Dataset)):
+        return [row_to_atoms(row) for row in load(source)]
+    return list(source)

@@ -1,0 +1,1 @@
+"""Tools for developing lam (code figures); not used at run time."""

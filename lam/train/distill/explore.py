@@ -1,0 +1,91 @@
+"""Exploration and labelling: Langevin MD driven by the teacher (and the student), teacher labels."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import ase
+import numpy as np
+from ase import units
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+from lam.calculator import LAMCalculator
+from lam.model.lam import LAM
+from lam.train.distill.options import DistillOptions
+
+
+def run_md(
+    start: ase.Atoms, calc: LAMCalculator, options: DistillOptions, seed: int, name: str,
+    max_force: float | None = None, include_start: bool = True,
+) -> list[ase.Atoms]:
+    """Langevin NVT from ``start``; every ``sample_every``-th frame (unlabelled, no calculator).
+
+    Args:
+        start: starting structure (not modified).
+        calc: the MD driver (teacher or student).
+        options: temperature, steps, time step, friction, strain.
+        seed: seed of the strain, initial velocities and the thermostat noise.
+        name: prefix of the frames' ``frame_id`` (``{name}-step{n}``).
+        max_force: stop early when a force component exceeds this (eV/Å); None: never.
+        include_start: keep step 0 (off when another trajectory already sampled this start).
+    """
+    rng = np.random.default_rng(seed)
+    atoms = start.copy()
+    if options.strain > 0 and atoms.pbc.all():
+        strain = rng.uniform(-options.strain, options.strain, (3, 3))
+        atoms.set_cell(atoms.cell.array @ (np.eye(3) + 0.5 * (strain + strain.T)), scale_atoms=True)
+    atoms.calc = calc
+    MaxwellBoltzmannDistribution(atoms, temperature_K=options.temperature_K, rng=rng)
+    md = Langevin(atoms, timestep=options.timestep_fs * units.fs, temperature_K=options.temperature_K,
+                  friction=options.friction_per_fs / units.fs, fixcm=False, rng=rng)
+    frames = []
+    for _ in md.irun(steps=options.md_steps):  # yields after the forces of step md.nsteps
+        runaway = max_force is not None and float(np.abs(atoms.get_forces()).max()) > max_force
+        if (md.nsteps % options.sample_every == 0 and (md.nsteps > 0 or include_start)) or runaway:
+            # geometry only (no calculator, no velocities): the teacher labels it later
+            frames.append(ase.Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc,
+                                    info={"frame_id": f"{name}-step{md.nsteps}"}))
+        if runaway:
+            break
+    return frames
+
+
+def label_frames(frames: Sequence[ase.Atoms], teacher: LAMCalculator) -> list[ase.Atoms]:
+    """Attach the teacher's energy (eV), forces (eV/Å) and, for bulk cells, stress (eV/Å^3)."""
+    for atoms in frames:
+        atoms.calc = teacher
+        results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
+        if atoms.pbc.all():
+            results["stress"] = atoms.get_stress()
+        atoms.calc = SinglePointCalculator(atoms, **results)
+    return list(frames)
+
+
+def split_holdout(frames: Sequence[ase.Atoms], fraction: float, seed: int) -> tuple[list, list]:
+    """Seeded (train, held-out) split with at least one frame on each side when there are two."""
+    order = np.random.default_rng(seed).permutation(len(frames))
+    n_held = min(max(1, round(fraction * len(frames))), len(frames) - 1) if len(frames) > 1 else 0
+    return [frames[i] for i in sorted(order[n_held:])], [frames[i] for i in sorted(order[:n_held])]
+
+
+def explore(
+    round_index: int, starts: Sequence[ase.Atoms], teacher_calc: LAMCalculator, student: LAM, head: str,
+    options: DistillOptions,
+) -> tuple[list[ase.Atoms], list[ase.Atoms]]:
+    """This round's (teacher-driven, student-driven) frames, labelled by the teacher."""
+    seed = options.seed * 1000 + round_index * 100
+    # a start is kept once (round 1, teacher): copies would leak between training and held-out frames
+    by_teacher = [f for i, s in enumerate(starts)
+                  for f in run_md(s, teacher_calc, options, seed + i, f"r{round_index}-teacher-s{i}",
+                                  include_start=round_index == 1)]
+    by_student = []
+    if round_index > 1:
+        # a copy: the calculator freezes the model it holds, and this student trains on
+        student_calc = LAMCalculator(copy.deepcopy(student), head=head, dtype=options.dtype)
+        by_student = [f for i, s in enumerate(starts)
+                      for f in run_md(s, student_calc, options, seed + 50 + i, f"r{round_index}-student-s{i}",
+                                      max_force=options.max_force, include_start=False)]
+    return label_frames(by_teacher, teacher_calc), label_frames(by_student, teacher_calc)

@@ -1,0 +1,72 @@
+"""``DistillOptions``: the one definition of a distillation run (flags, recipe keys and Python API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from lam.train.trainer import TrainerOptions
+
+
+@dataclass(frozen=True)
+class DistillOptions(TrainerOptions):
+    """Distil a teacher LAM into a fast student (DP-GEN-style rounds of MD, teacher labels, training).
+
+    Attributes:
+        teacher: teacher model: built-in name (``lam-mini``), local folder or Hub id ``org/name[@revision]``.
+        structures: starting structures of the MD (any file ``lam data convert`` reads; labels are ignored).
+        out: output model folder of the student.
+        overwrite: replace a model already in ``out``.
+        head: teacher head to distil (None: the teacher's only head); also the student's head name.
+        student: preset of the student (``student``: the two-body (repinit-only) descriptor).
+        temperature_K: Langevin thermostat temperature, K.
+        rounds: exploration / labelling / training rounds at most.
+        md_steps: MD steps per trajectory (one per starting structure and driver).
+        sample_every: keep every this many MD steps (the starting frame included).
+        timestep_fs: MD time step, fs.
+        friction_per_fs: Langevin friction, 1/fs.
+        strain: periodic cells start each trajectory from a random strain of up to this fraction per
+            component (samples the stress response without an NPT barostat); 0 = off.
+        target_force_rmse: stop once the held-out student-vs-teacher force RMSE is at most this, eV/Å.
+        max_steps_per_round: optimiser steps of student training per round.
+        lr: peak learning rate of each round.
+        batch_size: frames per training batch.
+        holdout_fraction: fraction of each round's labelled frames held out (at least one frame).
+        max_force: a student-driven trajectory stops at a force component above this, eV/Å (it
+            has left the region it knows; that frame is still labelled and trained on).
+        stress_weight: loss prefactor of the stress term ((eV/Å^3)^-2); 0 trains on energy and forces.
+        dtype: floating dtype of the student (training, student MD and the speed comparison).
+        seed: seed of the student's initialisation, MD, splits and training.
+        (and the trainer options of :class:`~lam.train.trainer.TrainerOptions`).
+    """
+
+    teacher: str = "lam-mini"
+    structures: str | None = None
+    out: Path | None = None
+    overwrite: bool = False
+    head: str | None = None
+    student: str = "student"
+    temperature_K: float = 300.0
+    rounds: int = 3
+    md_steps: int = 200
+    sample_every: int = 10
+    timestep_fs: float = 1.0
+    friction_per_fs: float = 0.01
+    strain: float = 0.0
+    target_force_rmse: float = 0.05
+    max_steps_per_round: int = 500
+    lr: float = 1e-3
+    batch_size: int = 4
+    holdout_fraction: float = 0.2
+    max_force: float = 20.0
+    stress_weight: float = 0.0
+    dtype: Literal["float32", "float64"] = "float32"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.rounds, self.md_steps, self.sample_every) < 1 or self.max_steps_per_round < 0:
+            raise ValueError(f"distill: rounds, md_steps, sample_every must be >= 1 and "
+                             f"max_steps_per_round >= 0, got {self}")
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ValueError(f"distill: holdout_fraction must be in (0, 1), got {self.holdout_fraction}")

@@ -1,0 +1,88 @@
+"""The student: built from the teacher's head, trained on teacher labels, timed against the teacher."""
+
+from __future__ import annotations
+
+import os
+import timeit
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import ase
+import numpy as np
+import torch
+
+from lam.calculator import LAMCalculator
+from lam.data.datamodule import MultiTaskDataModule
+from lam.hub.models import ModelRef
+from lam.model.config import HeadSpec, preset
+from lam.model.lam import LAM
+from lam.train.distill.options import DistillOptions
+from lam.train.losses import EnergyForceStressLoss
+from lam.train.module import LAMTask
+from lam.train.schedules import LRSchedule
+from lam.train.trainer import build_trainer
+
+
+def build_student(teacher: LAM, head: str, teacher_ref: ModelRef, options: DistillOptions) -> LAM:
+    """A fresh student with one head named like the teacher's, with the teacher head's references.
+
+    Copying the per-element references makes isolated atoms agree exactly from step 0 (both models
+    give an isolated atom its reference energy), so training only learns the interaction part.
+    """
+    spec = next(h for h in teacher.config.heads if h.name == head)
+    level = f"distilled from {teacher_ref.describe()} head {head} ({spec.level_of_theory})"
+    torch.manual_seed(options.seed)
+    student = LAM(replace(preset(options.student), heads=(HeadSpec(head, level, spec.datasets),)))
+    student.heads[head].set_energy_references(teacher.heads[head].energy_references())
+    # the teacher's scale is the size of its learned interaction energy: the same PES for the student
+    student.heads[head].energy_scale.fill_(float(teacher.heads[head].energy_scale))
+    return student.to({"float32": torch.float32, "float64": torch.float64}[options.dtype])
+
+
+def train_student(
+    student: LAM, head: str, frames: Sequence[ase.Atoms], options: DistillOptions, log_dir: Path,
+    version: str,
+) -> int:
+    """Train ``student`` in place on teacher-labelled ``frames`` with ``LAMTask``; returns the steps taken."""
+    steps = options.max_steps_per_round
+    if steps == 0:
+        return 0
+    loss = EnergyForceStressLoss(stress_start=options.stress_weight, stress_limit=options.stress_weight)
+    task = LAMTask(student, loss=loss, lr=options.lr, lr_schedule=LRSchedule("exp", decay_steps=steps,
+                   final_ratio=0.05), ema_decay=None, dtype=options.dtype, fit_energy_references=False)
+    data = MultiTaskDataModule({head: list(frames)}, batch_size=options.batch_size, val_fraction=0.0,
+                               seed=options.seed, cutoff=student.cutoff, steps_per_epoch=steps,
+                               cache_graphs=True)
+    trainer = build_trainer(options, max_steps=steps, run_dir=log_dir, name=f"student-{version}",
+                            val_every=steps, logger_version=version)
+    student.train()  # Lightning keeps the mode it is given: after speed checks that is eval
+    trainer.fit(task, train_dataloaders=data.train_dataloader())
+    student.cpu()
+    return int(trainer.global_step)
+
+
+def speed_us_per_atom(model: LAM, head: str, atoms: ase.Atoms, dtype: str, repeats: int = 5) -> float:
+    """Median wall time of one energy + forces call through ``LAMCalculator``, µs per atom.
+
+    Each call searches neighbours afresh (``skin=0``), as a single-point evaluation does; in MD the
+    calculator's skin skips most searches.
+    """
+    calc = LAMCalculator(model, head=head, dtype=dtype, skin=0.0)
+    # the first call is a warm-up (allocations, lazy initialisation)
+    times = timeit.repeat(lambda: calc.calculate(atoms, ["energy", "forces"]), number=1, repeat=repeats + 1)
+    return float(np.median(times[1:])) * 1e6 / len(atoms)
+
+
+def compare_speed(teacher: LAM, student: LAM, head: str, start: ase.Atoms, dtype: str) -> dict[str, Any]:
+    """Teacher and student µs/atom in this process, on ``start`` (bulk repeated to >= 64 atoms)."""
+    atoms = start.copy()
+    if atoms.pbc.all():
+        atoms = atoms.repeat(int(np.ceil((64 / len(atoms)) ** (1 / 3))))
+    teacher_us = speed_us_per_atom(teacher, head, atoms, dtype)
+    student_us = speed_us_per_atom(student, head, atoms, dtype)
+    return {"teacher_us_per_atom": teacher_us, "student_us_per_atom": student_us,
+            "speedup": teacher_us / student_us, "n_atoms": len(atoms), "dtype": dtype, "device": "cpu",
+            "torch_threads": torch.get_num_threads(), "load_average_1min": os.getloadavg()[0],
+            "cpu_count": os.cpu_count()}
