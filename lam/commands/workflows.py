@@ -18,26 +18,15 @@ from lam.train.pretrain import PretrainOptions
 
 
 def run_finetune(options: FinetuneOptions) -> Path:
-    """Fine-tune, then print the head choice, the split, zero-shot and fine-tuned test errors."""
-    from ase.data import chemical_symbols
-
+    """Fine-tune (the run prints its decisions and one line per validation), then the test errors."""
     from lam.train.evaluate import format_table
-    from lam.train.finetune.run import finetune, format_ranking
+    from lam.train.finetune.run import finetune
 
     result = finetune(options)
-    prepared = result.prepared
-    if prepared.ranking:
-        print(format_ranking(prepared.ranking))
-    if prepared.new_elements:
-        symbols = [chemical_symbols[z] for z in prepared.new_elements]
-        print(f"elements new to the model (embeddings trained from scratch): {symbols}")
-    split = f"split {result.split_sizes}; {result.steps} steps"
-    print(f"head {prepared.head!r} from {prepared.parent_head!r}; {split}")
-    if result.step0:
-        print("step 0 (after energy refit), on the test frames:\n" + format_table(result.step0))
+    print(f"{result.steps} steps")
     if result.test:
-        print("test:\n" + format_table(result.test))
-        print(f"parity plot: {result.out / f'parity_{prepared.head}.png'}")
+        print("fine-tuned, test frames:\n" + format_table(result.test))
+        print(f"parity plot: {result.out / f'parity_{result.prepared.head}.png'}")
     print(f"saved {result.out}")
     return result.out
 

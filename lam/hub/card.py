@@ -1,4 +1,4 @@
-"""Model cards (``README.md``) for fine-tuned and re-referenced models, from ``model_cards/`` templates.
+"""Model cards (``README.md``) of what workflows write: pretrained, fine-tuned, re-referenced, distilled.
 
 The YAML metadata is huggingface_hub's :class:`~huggingface_hub.ModelCardData`: ``base_model`` names
 the parent (so the Hub shows the lineage), ``eval_results`` becomes the model-index, and
@@ -7,8 +7,10 @@ the parent (so the Hub shows the lineage), ``eval_results`` becomes the model-in
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -147,3 +149,132 @@ def read_lineage(folder: str | Path) -> dict | None:
     if not path.is_file():
         return None
     return ModelCard.load(path).data.to_dict().get("lam_lineage")
+
+
+def _dataset_license(name: str) -> str:
+    from lam.data.registry import UnknownDatasetError, get_card
+
+    try:
+        return get_card(name).license
+    except (UnknownDatasetError, FileNotFoundError):
+        return "see the data source"
+
+
+def _card_row(spec: Any, metrics: dict[str, float]) -> str:
+    """One markdown table row: head, level of theory, split sizes, errors in meV/atom, meV/Å, MPa."""
+
+    def value(key: str, scale: float) -> str:
+        return f"{metrics[key] * scale:.1f}" if key in metrics else "–"
+
+    return (
+        f"| `{spec.name}` | {spec.level_of_theory} | {metrics.get('train_frames', '–')} / "
+        f"{metrics.get('val_frames', '–')} | {value('energy_mae_per_atom', 1e3)} "
+        f"| {value('force_rmse', 1e3)} "
+        f"| {value('stress_rmse', 160.21766e3)} |"  # eV/Å^3 -> MPa
+    )
+
+
+def pretrained_card(model: Any, metrics: dict[str, Any], recipe: str) -> str:
+    """``README.md`` of a pretrained model: metadata, heads, levels of theory, held-out errors, licenses."""
+    import yaml
+
+    heads = model.config.heads
+    meta = {
+        "library_name": "lam",
+        "tags": ["interatomic-potential", "lam", "dpa2", "multi-task"],
+        "datasets": sorted({d for h in heads for d in h.datasets}),
+        "license": "other",
+        "lam_pretraining": {"recipe": recipe, "steps": metrics["steps"], "heads": [h.name for h in heads]},
+    }
+    rows = [_card_row(spec, metrics["heads"].get(spec.name, {})) for spec in heads]
+    licenses = [f"- `{d}`: {_dataset_license(d)}" for spec in heads for d in spec.datasets]
+    descriptor = model.config.descriptor
+    return "\n".join(
+        [
+            "---",
+            yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(),
+            "---",
+            "",
+            "# Pretrained multi-head large atomic model",
+            "",
+            f"A `{descriptor.kind}` descriptor (cutoff {model.cutoff} Å) shared by {len(heads)} fitting "
+            "heads, one per dataset / level of theory (DPA-2-style multi-task pretraining), trained for "
+            f"{metrics['steps']} steps with the recipe `{recipe}`. Pick the head whose level of theory "
+            "matches your data, or fine-tune "
+            "(`lam finetune --from <this model> --data FILE --head auto`).",
+            "",
+            "## Heads and held-out errors",
+            "",
+            "Errors on frames held out of training (seeded split, EMA weights).",
+            "",
+            "| head | level of theory | train / val frames | energy MAE (meV/atom) | force RMSE (meV/Å) | "
+            "stress RMSE (MPa) |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "## Limitations",
+            "",
+            "A small model trained briefly on a few thousand frames on CPU: a starting point for "
+            "fine-tuning, "
+            "not a production potential. Energies of different heads are on different absolute scales "
+            "(different functionals and codes) and must not be mixed.",
+            "",
+            "## Licenses of the training data",
+            "",
+            "The weights are derived from the datasets below; their terms apply to uses of this model.",
+            "",
+            *licenses,
+            "",
+        ]
+    )
+
+
+DISTILLED_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ model_name }}
+
+A fast `lam` student potential distilled from the teacher **{{ parent }}**
+(revision `{{ revision or 'n/a' }}`, head `{{ head }}`): a `{{ student }}` model trained on frames the
+teacher labelled along Langevin MD at {{ temperature }} K (DP-GEN-style rounds; from round 2 the
+student also drives the MD).
+Energies in eV, forces in eV/Å, stress in eV/Å³. The teacher is not part of this model.
+
+## Agreement with the teacher (held-out teacher-labelled frames)
+
+| round | train / held-out frames | steps | energy MAE (meV/atom) | force RMSE (meV/Å) | teacher force RMS |
+|---|---|---|---|---|---|
+{{ rows }}
+
+Target force RMSE {{ target }} meV/Å: {{ 'reached' if converged else 'not reached' }}. Speed
+(`distill.json`): teacher {{ speed.teacher_us_per_atom | round | int }}, student
+{{ speed.student_us_per_atom | round | int }} µs/atom ({{ speed.n_atoms }} atoms, {{ speed.dtype }}, CPU).
+
+Limitations: the student is only as good as the teacher, and only near the configurations visited
+(starting structures `{{ structures }}`, {{ temperature }} K). Check it before production use.
+"""
+
+
+def distilled_card(
+    lineage: Lineage, rounds: Sequence[dict[str, Any]], converged: bool, speed: dict[str, Any],
+    options: Mapping[str, Any],
+) -> ModelCard:
+    """``README.md`` of the student: lineage (teacher ref, revision, head), settings, agreement, speed."""
+    run_only = ("head", "teacher", "structures", "out", "overwrite", "logger", "progress", "trainer")
+    settings = {k: v for k, v in options.items() if k not in run_only}
+    structures = options["structures"]
+    data = ModelCardData(
+        library_name="lam", tags=["interatomic-potential", "lam", "distilled"],
+        base_model=lineage.parent_name, model_name=f"{Path(lineage.parent_name).name}-student",
+        lam_lineage={**lineage.to_dict(), "structures": structures, "distillation": settings})
+    rows = "\n".join(
+        f"| {r['round']} | {r['train_frames']} / {r['holdout_frames']} | {r['steps']} | "
+        f"{1000 * r['holdout']['energy_mae_per_atom']:.2f} | {1000 * r['holdout']['force_rmse']:.2f} | "
+        f"{1000 * r['holdout_teacher_force_rms']:.1f} |" for r in rounds)
+    return ModelCard.from_template(
+        data, template_str=DISTILLED_TEMPLATE, model_name=data.model_name, parent=lineage.parent_name,
+        revision=lineage.parent.revision, head=lineage.head, student=options["student"],
+        temperature=options["temperature_K"], rows=rows, target=1000 * options["target_force_rmse"],
+        converged=converged, speed=speed, structures=structures,
+    )

@@ -18,6 +18,7 @@ from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from lam.data.datamodule import MultiTaskDataModule
+from lam.hub.card import pretrained_card
 from lam.hub.outputs import write_json
 from lam.train.callbacks import ExportModel, NaNLossGuard
 from lam.train.module import LAMTask
@@ -168,81 +169,3 @@ def collect_metrics(trainer: pl.Trainer, data: MultiTaskDataModule) -> dict[str,
             "val_frames": len(data.val_sets[head]),
         }
     return {"steps": int(trainer.global_step), "heads": heads}
-
-
-def _dataset_license(name: str) -> str:
-    from lam.data.registry import UnknownDatasetError, get_card
-
-    try:
-        return get_card(name).license
-    except (UnknownDatasetError, FileNotFoundError):
-        return "see the data source"
-
-
-def _card_row(spec: Any, metrics: dict[str, float]) -> str:
-    """One markdown table row: head, level of theory, split sizes, errors in meV/atom, meV/Å, MPa."""
-
-    def value(key: str, scale: float) -> str:
-        return f"{metrics[key] * scale:.1f}" if key in metrics else "–"
-
-    return (
-        f"| `{spec.name}` | {spec.level_of_theory} | {metrics.get('train_frames', '–')} / "
-        f"{metrics.get('val_frames', '–')} | {value('energy_mae_per_atom', 1e3)} "
-        f"| {value('force_rmse', 1e3)} "
-        f"| {value('stress_rmse', 160.21766e3)} |"  # eV/Å^3 -> MPa
-    )
-
-
-def pretrained_card(model: Any, metrics: dict[str, Any], recipe: str) -> str:
-    """``README.md`` of a pretrained model: metadata, heads, levels of theory, held-out errors, licenses."""
-    import yaml
-
-    heads = model.config.heads
-    meta = {
-        "library_name": "lam",
-        "tags": ["interatomic-potential", "lam", "dpa2", "multi-task"],
-        "datasets": sorted({d for h in heads for d in h.datasets}),
-        "license": "other",
-        "lam_pretraining": {"recipe": recipe, "steps": metrics["steps"], "heads": [h.name for h in heads]},
-    }
-    rows = [_card_row(spec, metrics["heads"].get(spec.name, {})) for spec in heads]
-    licenses = [f"- `{d}`: {_dataset_license(d)}" for spec in heads for d in spec.datasets]
-    descriptor = model.config.descriptor
-    return "\n".join(
-        [
-            "---",
-            yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(),
-            "---",
-            "",
-            "# Pretrained multi-head large atomic model",
-            "",
-            f"A `{descriptor.kind}` descriptor (cutoff {model.cutoff} Å) shared by {len(heads)} fitting "
-            "heads, one per dataset / level of theory (DPA-2-style multi-task pretraining), trained for "
-            f"{metrics['steps']} steps with the recipe `{recipe}`. Pick the head whose level of theory "
-            "matches your data, or fine-tune "
-            "(`lam finetune --from <this model> --data FILE --head auto`).",
-            "",
-            "## Heads and held-out errors",
-            "",
-            "Errors on frames held out of training (seeded split, EMA weights).",
-            "",
-            "| head | level of theory | train / val frames | energy MAE (meV/atom) | force RMSE (meV/Å) | "
-            "stress RMSE (MPa) |",
-            "|---|---|---|---|---|---|",
-            *rows,
-            "",
-            "## Limitations",
-            "",
-            "A small model trained briefly on a few thousand frames on CPU: a starting point for "
-            "fine-tuning, "
-            "not a production potential. Energies of different heads are on different absolute scales "
-            "(different functionals and codes) and must not be mixed.",
-            "",
-            "## Licenses of the training data",
-            "",
-            "The weights are derived from the datasets below; their terms apply to uses of this model.",
-            "",
-            *licenses,
-            "",
-        ]
-    )

@@ -21,13 +21,13 @@ import ase
 from lam.calculator import LAMCalculator
 from lam.data.sources import load_frames
 from lam.data.statistics import force_rms
-from lam.hub.card import CARD_FILE, Lineage
+from lam.hub.card import CARD_FILE, Lineage, distilled_card
 from lam.hub.models import load_model, parse_model_ref
 from lam.hub.outputs import json_ready, refuse_existing_model, write_json
 from lam.model.lam import LAM
 from lam.train.distill.explore import explore, split_holdout
 from lam.train.distill.options import DistillOptions
-from lam.train.distill.report import PLOT_FILE, distilled_card, plot_agreement
+from lam.train.distill.report import PLOT_FILE, plot_agreement
 from lam.train.distill.student import build_student, compare_speed, train_student
 from lam.train.evaluate import error_metrics, predict
 
@@ -127,7 +127,7 @@ def save_distilled(
     student: LAM, result: DistillResult, lineage: Lineage, options: DistillOptions,
 ) -> None:
     """Write the student (config.json, model.safetensors), its card, ``distill.json`` and the plot."""
-    card = distilled_card(lineage, result.rounds, result.converged, result.speed, options)
+    card = distilled_card(lineage, result.rounds, result.converged, result.speed, json_ready(options))
     card.save(result.out / CARD_FILE)
     report = {"lineage": lineage.to_dict(), "structures": options.structures, "options": json_ready(options),
               "converged": result.converged, "rounds": result.rounds, "speed": result.speed}

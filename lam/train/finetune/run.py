@@ -99,6 +99,8 @@ def finetune(
     # zero-shot error after the refit, on the same frames as the final test report when there are any
     before = split.test or split.val
     step0 = evaluate(model, before, [prepared.head]) if before else {}
+    if options.progress:  # what was decided, before minutes of training
+        print(describe_start(prepared, split.sizes, step0, options.max_steps), flush=True)
     out.mkdir(parents=True, exist_ok=True)
     steps = train(model, prepared.head, split, options, out / "logs", replay) if options.max_steps > 0 else 0
     model.keep_heads([prepared.head, *(replay or {})])
@@ -139,6 +141,19 @@ def save_finetuned(model: LAM, result: FinetuneResult, lineage: Lineage, data_na
     }
     write_json(result.out / REPORT_FILE, report)
     model.save_pretrained(result.out)
+
+
+def describe_start(prepared: Prepared, sizes: tuple[int, int, int], step0: dict, max_steps: int) -> str:
+    """What a run decided before training: head ranking, new elements, split, zero-shot errors."""
+    lines = [format_ranking(prepared.ranking)] if prepared.ranking else []
+    if prepared.new_elements:
+        symbols = [chemical_symbols[z] for z in prepared.new_elements]
+        lines.append(f"elements new to the model (embeddings trained from scratch): {symbols}")
+    lines.append(f"head {prepared.head!r} from {prepared.parent_head!r}; split (train, val, test) {sizes}; "
+                 f"training up to {max_steps} steps")
+    if step0:
+        lines.append("zero-shot (after the energy refit), held-out frames:\n" + format_table(step0))
+    return "\n".join(lines)
 
 
 def format_ranking(ranking: list[tuple[str, dict]]) -> str:
