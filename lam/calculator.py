@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import ase
-import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from lam.data.graph import AtomicGraph
+from lam.data.labels import stress_voigt
 from lam.data.neighbors import SkinNeighborList
 from lam.model.lam import LAM
 
@@ -91,4 +91,4 @@ class LAMCalculator(Calculator):
         }
         if want_stress:
             s = out.stress.detach().cpu().double().numpy()[0]
-            self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+            self.results["stress"] = stress_voigt(s)

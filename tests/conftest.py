@@ -60,7 +60,8 @@ def frames() -> list[ase.Atoms]:
 
 def assert_same_frames(expected: list[ase.Atoms], actual: list[ase.Atoms], exact: bool = True) -> None:
     """Numbers, positions, cell, pbc and labels agree (bitwise when ``exact``); stress in any layout."""
-    from lam.data.validate import get_label, stress_3x3
+    from lam.data.labels import raw_label as get_label
+    from lam.data.labels import stress_3x3
 
     assert len(actual) == len(expected)
     check = np.testing.assert_array_equal if exact else np.testing.assert_allclose

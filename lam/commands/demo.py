@@ -36,10 +36,8 @@ def demo(
         overwrite: replace a model already in OUT.
         seed: seed of the frame sample and training.
     """
-    import numpy as np
-
-    from lam.data.registry import get_card, load_registered
-    from lam.data.training_format import row_to_atoms
+    from lam.data.registry import get_card
+    from lam.data.sources import sample_frames
     from lam.hub.models import load_model
     from lam.train.finetune.options import FinetuneOptions
     from lam.train.finetune.prepare import scratch_model
@@ -48,11 +46,9 @@ def demo(
     card = get_card(dataset)
     print(f"dataset {card.name}: {card.frame_count} frames, {card.level_of_theory.functional} "
           f"({card.level_of_theory.code}); license {card.license}")
-    table = load_registered(dataset)
-    order = np.random.default_rng(seed).permutation(len(table))
-    if n_train + n_test > len(order):
-        raise ValueError(f"{dataset} has {len(order)} frames; asked for {n_train} + {n_test}")
-    frames = [row_to_atoms(table[int(i)]) for i in order[: n_train + n_test]]
+    if n_train + n_test > card.frame_count:
+        raise ValueError(f"{dataset} has {card.frame_count} frames; asked for {n_train} + {n_test}")
+    frames = sample_frames(dataset, n_train + n_test, seed)
     train, test = frames[:n_train], frames[n_train:]
     options = FinetuneOptions(model=model, data=dataset, out=out, overwrite=overwrite, head="auto",
                               max_steps=max_steps, seed=seed, val_fraction=0.15, val_every=50, progress=False)

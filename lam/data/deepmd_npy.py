@@ -18,7 +18,8 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers as SYMBOL_TO_Z
 from ase.data import chemical_symbols
 
-from lam.data.validate import InvalidFrameError, get_label, stress_3x3
+from lam.data.labels import raw_label, stress_3x3
+from lam.data.validate import InvalidFrameError
 
 
 def is_system(path: Path) -> bool:
@@ -141,7 +142,7 @@ def _system_arrays(frames: list[ase.Atoms]) -> dict[str, np.ndarray]:
     if frames[0].pbc.all():
         arrays["box"] = np.stack([a.cell.array.reshape(-1) for a in frames])
     for name, label in (("energy", "energy"), ("force", "forces"), ("virial", "stress")):
-        values = [get_label(a, label) for a in frames]
+        values = [raw_label(a, label) for a in frames]
         present = [v is not None for v in values]
         if not any(present):
             continue

@@ -8,33 +8,30 @@ Field names and shapes are documented in :mod:`lam.keys`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import ase
 import numpy as np
 import torch
 from torch_geometric.data import Data
 
 from lam import keys
+from lam.data.labels import read_label, stress_3x3
 from lam.data.neighbors import neighbor_list
 
 
-def _label(atoms: ase.Atoms, name: str) -> np.ndarray | None:
-    """A label from the attached calculator's results, else from info/arrays, else None."""
-    calc = atoms.calc
-    if calc is not None and name in getattr(calc, "results", {}):
-        return np.asarray(calc.results[name], dtype=np.float64)
-    if name in atoms.info:
-        return np.asarray(atoms.info[name], dtype=np.float64)
-    if name in atoms.arrays:
-        return np.asarray(atoms.arrays[name], dtype=np.float64)
-    return None
-
-
-def _stress_3x3(stress: np.ndarray) -> np.ndarray:
-    """ASE stores stress either as Voigt [6] (xx yy zz yz xz xy) or as a 3x3 matrix."""
-    if stress.shape == (6,):
-        xx, yy, zz, yz, xz, xy = stress
-        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-    return stress.reshape(3, 3)
+def _label_fields(
+    energy: float | None, forces: object | None, stress: object | None, n_atoms: int, as_float: Callable
+) -> dict[str, torch.Tensor]:
+    """Label tensors and their presence masks; an absent label is zeros with a False mask."""
+    return {
+        keys.ENERGY: as_float([0.0 if energy is None else energy]),
+        keys.FORCES: as_float(np.zeros((n_atoms, 3)) if forces is None else forces).reshape(n_atoms, 3),
+        keys.STRESS: as_float(np.zeros((3, 3)) if stress is None else stress_3x3(stress)).reshape(1, 3, 3),
+        keys.HAS_ENERGY: torch.tensor([energy is not None]),
+        keys.HAS_FORCES: torch.tensor([forces is not None]),
+        keys.HAS_STRESS: torch.tensor([stress is not None]),
+    }
 
 
 class AtomicGraph(Data):
@@ -89,16 +86,7 @@ class AtomicGraph(Data):
                 keys.EDGE_INDEX: torch.from_numpy(edge_index),
                 keys.CELL_SHIFT: as_float(cell_shift),
                 keys.CUTOFF: torch.tensor([float(cutoff)], dtype=dtype),
-                keys.ENERGY: as_float([0.0 if energy is None else energy]),
-                keys.FORCES: as_float(np.zeros((n_atoms, 3)) if forces is None else forces).reshape(
-                    n_atoms, 3
-                ),
-                keys.STRESS: as_float(np.zeros((3, 3)) if stress is None else _stress_3x3(stress)).reshape(
-                    1, 3, 3
-                ),
-                keys.HAS_ENERGY: torch.tensor([energy is not None]),
-                keys.HAS_FORCES: torch.tensor([forces is not None]),
-                keys.HAS_STRESS: torch.tensor([stress is not None]),
+                **_label_fields(energy, forces, stress, n_atoms, as_float),
                 keys.HEAD: head,
                 keys.FRAME_ID: frame_id,
                 "num_nodes": n_atoms,
@@ -119,8 +107,8 @@ class AtomicGraph(Data):
         Energy is read from ``energy`` (not ``free_energy``), forces from ``forces``, stress from
         ``stress`` (Voigt or 3x3, ASE sign). Missing labels get a False presence mask.
         """
-        energy = _label(atoms, "energy")
-        stress = _label(atoms, "stress")
+        energy = read_label(atoms, "energy")
+        stress = read_label(atoms, "stress")
         return cls.from_arrays(
             atomic_numbers=atoms.numbers,
             positions=atoms.positions,
@@ -128,7 +116,7 @@ class AtomicGraph(Data):
             pbc=atoms.pbc,
             cutoff=cutoff,
             energy=None if energy is None else float(energy),
-            forces=_label(atoms, "forces"),
+            forces=read_label(atoms, "forces"),
             stress=stress,
             head=head,
             frame_id=frame_id,

@@ -62,3 +62,15 @@ def load_frames(source: Source) -> list[ase.Atoms]:
     if isinstance(source, (str, Path, datasets.Dataset)):
         return [row_to_atoms(row) for row in load(source)]
     return list(source)
+
+
+def sample_frames(source: Source, n_frames: int, seed: int) -> list[ase.Atoms]:
+    """A seeded random sample of ``n_frames`` frames of ``source`` (all of them, shuffled, if fewer).
+
+    Only the sampled rows become ``ase.Atoms``, so sampling a large registered dataset stays cheap.
+    """
+    import numpy as np
+
+    dataset = load(source)
+    order = np.random.default_rng(seed).permutation(len(dataset))[:n_frames]
+    return [row_to_atoms(dataset[int(i)]) for i in order]

@@ -23,6 +23,7 @@ import ase.data
 import datasets
 import numpy as np
 
+from lam.data.labels import read_label
 from lam.data.neighbors import neighbor_list
 
 STATS_FILE = "stats.json"
@@ -98,7 +99,7 @@ def _energies(frames: Sequence[ase.Atoms]) -> tuple[list[np.ndarray], np.ndarray
     """Atomic numbers and energies of the frames that carry an energy label."""
     numbers, energies = [], []
     for atoms in frames:
-        energy = _result(atoms, "energy")
+        energy = read_label(atoms, "energy")
         if energy is not None:
             numbers.append(atoms.numbers)
             energies.append(float(energy))
@@ -155,17 +156,11 @@ def fit_reference_correction(
     return fit_per_element(numbers, residual_energies, ridge)
 
 
-def _result(atoms: ase.Atoms, name: str) -> np.ndarray | None:
-    """A label from the attached calculator's results, or None."""
-    results = getattr(atoms.calc, "results", {}) if atoms.calc is not None else {}
-    return None if results.get(name) is None else np.asarray(results[name], dtype=np.float64)
-
-
 def force_rms(frames: Iterable[ase.Atoms]) -> float | None:
     """RMS force component over all atoms of frames with forces (eV/Å); None when none has forces."""
     squares, count = 0.0, 0
     for atoms in frames:
-        forces = _result(atoms, "forces")
+        forces = read_label(atoms, "forces")
         if forces is not None:
             squares += float(np.sum(forces**2))
             count += forces.size
@@ -180,7 +175,7 @@ def count_frames_with_forces(frames: Iterable[ase.Atoms], threshold: float) -> i
     """
     count = 0
     for atoms in frames:
-        forces = _result(atoms, "forces")
+        forces = read_label(atoms, "forces")
         if forces is not None and forces.size and float(np.abs(forces).max()) > threshold:
             count += 1
     return count

@@ -39,7 +39,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from datasets import Features, List, Value
 from datasets.arrow_writer import ArrowWriter
 
-from lam.data.validate import get_label, stress_3x3
+from lam.data.labels import raw_label, stress_3x3
 
 FORMAT_NAME = "lam-training"
 FORMAT_VERSION = 2
@@ -68,7 +68,7 @@ def atoms_to_row(atoms: ase.Atoms, head: str) -> dict[str, object]:
 
     ``atoms.info["head"]`` wins over ``head``, which is the head of frames that carry none.
     """
-    energy, forces, stress = (get_label(atoms, name) for name in ("energy", "forces", "stress"))
+    energy, forces, stress = (raw_label(atoms, name) for name in ("energy", "forces", "stress"))
     return {
         "atomic_numbers": atoms.numbers.astype(np.int16),
         "positions": np.asarray(atoms.positions, dtype=np.float64),

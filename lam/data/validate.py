@@ -14,6 +14,8 @@ import ase
 import numpy as np
 import vesin
 
+from lam.data.labels import raw_label
+
 #: Labels a frame may carry, in the units of the training format (eV, eV/Å, eV/Å^3).
 LABELS: tuple[str, ...] = ("energy", "forces", "stress")
 
@@ -46,31 +48,6 @@ class InvalidFrameError(ValueError):
         }
 
 
-def get_label(atoms: ase.Atoms, name: str) -> object | None:
-    """A raw label (``energy``, ``forces``, ``stress``) of a frame, or None when absent.
-
-    Labels live in the attached calculator's ``results`` (how ``ase.io`` returns them); ``info`` and
-    ``arrays`` are checked as a fallback, in that order, as :mod:`lam.data.graph` does.
-    """
-    calc = atoms.calc
-    if calc is not None and name in getattr(calc, "results", {}):
-        return calc.results[name]
-    if name in atoms.info:
-        return atoms.info[name]
-    if name in atoms.arrays:
-        return atoms.arrays[name]
-    return None
-
-
-def stress_3x3(stress: object) -> np.ndarray:
-    """Voigt [6] (xx yy zz yz xz xy, ASE order) or [3, 3] stress as a [3, 3] float64 array."""
-    stress = np.asarray(stress, dtype=np.float64)
-    if stress.shape == (6,):
-        xx, yy, zz, yz, xz, xy = stress
-        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-    return stress.reshape(3, 3)
-
-
 def _as_float_array(value: object) -> np.ndarray | None:
     """``value`` as a float64 array, or None when it is not numeric."""
     try:
@@ -83,7 +60,7 @@ def _check_labels(atoms: ase.Atoms, fail: _Fail, required: Collection[str]) -> N
     """Energy must be a finite scalar, forces finite [N, 3], stress finite Voigt [6] or [3, 3]."""
     shapes = {"energy": [()], "forces": [(len(atoms), 3)], "stress": [(6,), (3, 3)]}
     for name in LABELS:
-        raw = get_label(atoms, name)
+        raw = raw_label(atoms, name)
         if raw is None:
             if name in required:
                 fail(name, "missing")

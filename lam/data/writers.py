@@ -25,8 +25,9 @@ from ase.io.extxyz import key_val_dict_to_str
 from ase.io.formats import open_with_compression
 
 from lam.data import deepmd_npy
+from lam.data.labels import raw_label, stress_3x3
 from lam.data.training_format import prepare_output_dir, write_training_dataset
-from lam.data.validate import LABELS, get_label, stress_3x3
+from lam.data.validate import LABELS
 
 _PROPERTY_TYPES = {"f": "R", "i": "I", "u": "I", "b": "L", "U": "S", "S": "S"}
 
@@ -60,7 +61,7 @@ def _extxyz_frame(atoms: ase.Atoms) -> str:
         "species": np.array(atoms.get_chemical_symbols()),
         "pos": atoms.positions,
     }
-    forces = get_label(atoms, "forces")
+    forces = raw_label(atoms, "forces")
     if forces is not None:
         columns["forces"] = np.asarray(forces, dtype=np.float64)
     for name, values in atoms.arrays.items():  # extra per-atom arrays (tags, fixed flags ...)
@@ -74,10 +75,10 @@ def _extxyz_frame(atoms: ase.Atoms) -> str:
     if atoms.cell.any():
         header["Lattice"] = atoms.cell.array.T  # extxyz stores the transpose, flattened in Fortran order
     header["Properties"] = properties
-    energy = get_label(atoms, "energy")
+    energy = raw_label(atoms, "energy")
     if energy is not None:
         header["energy"] = float(np.asarray(energy, dtype=np.float64).reshape(()))
-    stress = get_label(atoms, "stress")
+    stress = raw_label(atoms, "stress")
     if stress is not None:
         header["stress"] = stress_3x3(stress)
     header.update({k: v for k, v in atoms.info.items() if k not in LABELS})

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ase
-import numpy as np
 from ase.data import chemical_symbols
 
 from lam.data.statistics import count_frames_with_forces
@@ -151,7 +150,7 @@ def replay_sources(model: LAM, n_frames: int, seed: int) -> dict[str, list[ase.A
         ValueError: a head whose dataset is not shipped in the registry (naming the head).
     """
     from lam.data.registry import load_registered
-    from lam.data.training_format import row_to_atoms
+    from lam.data.sources import sample_frames
 
     sources = {}
     for spec in model.config.heads:
@@ -163,8 +162,7 @@ def replay_sources(model: LAM, n_frames: int, seed: int) -> dict[str, list[ase.A
                 raise ValueError(
                     f"replay: head {spec.name!r} names dataset {name!r}, which cannot be loaded: {error}"
                 ) from error
-            rows = np.random.default_rng(seed).permutation(len(dataset))[:n_frames]
-            frames += [row_to_atoms(dataset[int(i)]) for i in rows]
+            frames += sample_frames(dataset, n_frames, seed)
         sources[spec.name] = frames
     return sources
 
