@@ -41,3 +41,18 @@ def test_user_errors_are_one_line_with_status_two(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "lam: error:" in result.stderr and "Traceback" not in result.stderr
     assert (out / "keep.txt").read_text() == "user data"
+
+
+def test_demo_compares_zero_shot_fine_tuned_and_from_scratch(tmp_path: Path) -> None:
+    """The README's main job on a tiny budget: three rows of errors and a parity plot that exists."""
+    out = tmp_path / "demo_model"
+    result = lam("demo", "--n-train", "6", "--n-test", "3", "--max-steps", "4", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {line.split("  ")[0]: line.split()[-2:] for line in result.stdout.splitlines()
+            if line.startswith(("zero-shot (refit)", "fine-tuned", "from scratch"))}
+    assert set(rows) == {"zero-shot (refit)", "fine-tuned", "from scratch"}
+    assert all(float(value) > 0 for values in rows.values() for value in values)  # meV/atom, meV/Å
+    plot = out / "parity_water_deepmd_example.png"
+    assert f"parity plot of the fine-tuned model: {plot}" in result.stdout and plot.stat().st_size > 1000
+    again = lam("demo", "--n-train", "6", "--n-test", "3", "--max-steps", "4", "--out", str(out))
+    assert again.returncode == 2 and "--overwrite" in again.stderr  # a second run keeps the first model

@@ -23,9 +23,8 @@ def run_finetune(options: FinetuneOptions) -> Path:
     from lam.train.finetune.run import finetune
 
     result = finetune(options)
-    print(f"{result.steps} steps")
     if result.test:
-        print("fine-tuned, test frames:\n" + format_table(result.test))
+        print(f"fine-tuned ({result.steps} steps), test frames:\n" + format_table(result.test))
         print(f"parity plot: {result.out / f'parity_{result.prepared.head}.png'}")
     print(f"saved {result.out}")
     return result.out

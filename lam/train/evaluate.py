@@ -104,11 +104,15 @@ def parity_plot(parity: Parity, path: str | Path, title: str = "") -> Path:
     matplotlib.use("Agg")  # files only; never needs a display
     import matplotlib.pyplot as plt
 
+    true_per_atom = parity.energy_true / np.maximum(parity.n_atoms, 1)
+    pred_per_atom = parity.energy_pred / np.maximum(parity.n_atoms, 1)
+    # absolute energies per atom differ in the 4th significant digit: show them around the labels' mean
+    mean = float(true_per_atom.mean()) if true_per_atom.size else 0.0
     panels = [
         (
-            "energy / atom (eV)",
-            parity.energy_true / np.maximum(parity.n_atoms, 1),
-            parity.energy_pred / np.maximum(parity.n_atoms, 1),
+            f"energy / atom {'+' if mean < 0 else '−'} {abs(mean):.3f} eV (meV)",
+            1000 * (true_per_atom - mean),
+            1000 * (pred_per_atom - mean),
         ),
         ("force component (eV/Å)", parity.forces_true.ravel(), parity.forces_pred.ravel()),
     ]
@@ -122,6 +126,9 @@ def parity_plot(parity: Parity, path: str | Path, title: str = "") -> Path:
             ax.plot([low, high], [low, high], "k--", lw=0.8)
         ax.set_xlabel(f"reference {label}")
         ax.set_ylabel(f"predicted {label}")
+        if true.size:
+            unit = label[label.rindex("(") + 1 : -1]
+            ax.set_title(f"RMSE {np.sqrt(np.mean((pred - true) ** 2)):.3g} {unit}", fontsize=9)
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)

@@ -7,6 +7,7 @@ pretraining job uses. What each workflow adds (checkpoints, early stopping, expo
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import warnings
 from dataclasses import dataclass
@@ -77,6 +78,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(lightning|torch_geometric|wandb)")
     warnings.filterwarnings("ignore", message=r".*(does not have many workers|isinstance\(treespec).*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    # LAMTask casts batches to its dtype in on_after_batch_transfer on purpose, with or without a datamodule
+    warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer`.*")
 
 
 def make_logger(kind: LoggerName, run_dir: Path, name: str, version: str | None = None) -> Logger:
@@ -89,6 +92,9 @@ def make_logger(kind: LoggerName, run_dir: Path, name: str, version: str | None 
         return CSVLogger(run_dir, name="", version=version)
     if kind == "tensorboard":
         from lightning.pytorch.loggers import TensorBoardLogger
+
+        if not any(importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX")):
+            raise ValueError("--logger tensorboard needs the tensorboard package: pip install tensorboard")
 
         return TensorBoardLogger(run_dir, name="", version=version)
     from lightning.pytorch.loggers import WandbLogger
@@ -133,7 +139,8 @@ def build_trainer(
     }
     if val_every is not None:
         args["log_every_n_steps"] = min(50, val_every)  # short runs log their loss too
-    args.update(trainer_args)
+    # a recipe parsed with its defaults spells "Lightning's default" as None: keep lam's defaults then
+    args.update({key: value for key, value in trainer_args.items() if value is not None})
     args.update(lightning_args(options))
     if is_distributed(args):
         # each step trains one head, so the other heads' parameters get no gradient on that step
