@@ -17,6 +17,7 @@ from torch_geometric.loader import DataLoader
 
 from lam import keys
 from lam.data.datasets import GraphDataset
+from lam.data.labels import read_label
 from lam.model.lam import LAM
 
 
@@ -49,7 +50,7 @@ def predict(model: LAM, frames: Sequence[ase.Atoms], head: str, batch_size: int 
     head = model.resolve_head(head)
     dtype = next(model.parameters()).dtype
     dataset = GraphDataset(frames, model.cutoff, head=head, dtype=dtype)
-    want_stress = any(a.calc is not None and a.calc.results.get("stress") is not None for a in frames)
+    want_stress = any(read_label(a, "stress") is not None for a in frames)
     out: dict[str, list[torch.Tensor]] = {k: [] for k in ("et", "ep", "n", "ft", "fp", "st", "sp")}
     was_training = model.training
     model.eval()

@@ -17,6 +17,7 @@ import torch
 from torch_geometric.loader import DataLoader
 
 from lam.data.datasets import GraphDataset
+from lam.data.labels import read_label
 from lam.data.statistics import ReferenceFit, fit_energy_references, fit_reference_correction, force_rms
 from lam.model.config import HeadSpec
 from lam.model.lam import LAM
@@ -58,7 +59,7 @@ def model_energies(model: LAM, frames: Sequence[ase.Atoms], head: str, batch_siz
 
 def _labelled(frames: Sequence[ase.Atoms]) -> list[ase.Atoms]:
     """Frames that carry an energy label (the others cannot inform an energy fit)."""
-    return [a for a in frames if a.calc is not None and a.calc.results.get("energy") is not None]
+    return [a for a in frames if read_label(a, "energy") is not None]
 
 
 def refit_energy_references(
@@ -81,7 +82,7 @@ def refit_energy_references(
     labelled = _labelled(frames)
     if not labelled:
         raise ValueError("energy-reference refit: none of the training frames has an energy label")
-    targets = np.array([float(a.calc.results["energy"]) for a in labelled])
+    targets = np.array([float(read_label(a, "energy")) for a in labelled])
     residual = targets - model_energies(model, labelled, head, batch_size)
     fit = fit_reference_correction(residual, [a.numbers for a in labelled], ridge=ridge)
     module = model.heads[head]
