@@ -11,6 +11,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from lam.data.graph import AtomicGraph
 from lam.data.labels import stress_voigt
 from lam.data.neighbors import SkinNeighborList
+from lam.hub.coverage import check_elements
 from lam.model.lam import LAM
 
 
@@ -27,6 +28,8 @@ class LAMCalculator(Calculator):
             atom has moved more than skin / 2 (a Verlet list; see
             :class:`~lam.data.neighbors.SkinNeighborList`). Results are exactly those of a fresh
             search; 0 searches at every call.
+        allow_unseen_elements: predict for elements the head was not trained on (otherwise an
+            :class:`~lam.hub.coverage.UnseenElementError` names the heads that cover them).
 
     The model is put in inference mode (:meth:`~lam.model.lam.LAM.for_inference`: eval, weights frozen,
     hand-written derivatives), in place. For MD of large cells on Linux, call
@@ -43,6 +46,7 @@ class LAMCalculator(Calculator):
         device: str = "cpu",
         dtype: str = "float64",
         skin: float = 0.5,
+        allow_unseen_elements: bool = False,
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)
@@ -57,6 +61,7 @@ class LAMCalculator(Calculator):
         self.head = self.model.resolve_head(head)
         self.device = device
         self.neighbors = SkinNeighborList(self.model.cutoff, skin)
+        self.allow_unseen_elements = allow_unseen_elements
 
     def calculate(
         self,
@@ -68,6 +73,8 @@ class LAMCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         properties = properties or ["energy"]
         atoms = self.atoms
+        if "numbers" in system_changes:
+            check_elements(self.model, self.head, atoms.numbers, self.allow_unseen_elements)
         pairs = self.neighbors(atoms.positions, atoms.cell.array, atoms.pbc, atoms.numbers)
         graph = AtomicGraph.from_arrays(
             atoms.numbers,

@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from lam.nn.embedding import N_ELEMENTS  # noqa: F401  (re-exported: models size tables by it)
 
-SCHEMA_VERSION = 1
+# 2: each head records its elements (HeadSpec.elements); config.json also holds the weights' sha256
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -78,11 +79,20 @@ class HeadConfig:
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """One fitting head: the dataset / level of theory whose potential-energy surface it fits."""
+    """One fitting head: the dataset / level of theory whose potential-energy surface it fits.
+
+    Attributes:
+        name: the head's name (a dataset name for pretrained heads).
+        level_of_theory: functional and code of its data, e.g. ``PBE (VASP)``.
+        datasets: the datasets it was trained on.
+        elements: atomic numbers it was trained on, i.e. those with a fitted energy reference
+            (recorded when the model is saved; empty in folders saved before schema 2, filled on load).
+    """
 
     name: str
     level_of_theory: str = "unknown"
     datasets: tuple[str, ...] = ()
+    elements: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,8 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
             f"model config has schema_version {version}, newer than this lam ({SCHEMA_VERSION}); "
             "upgrade lam to load it"
         )
+    # 1 -> 2: heads gain ``elements``; left empty here, since they come from the weights' energy
+    # references, which LAM fills them from when it loads the folder
     return data
 
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from lam import keys
@@ -18,9 +16,17 @@ from lam.model.heads import EnergyHead
 from lam.model.outputs import Predictions
 from lam.model.physics import derivatives, edge_vectors
 from lam.model.repinit import Repinit
+from lam.model.serialization import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    read_config,
+    read_weights,
+    without_hash,
+    write_model_files,
+)
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+# models shipped inside the package (lam/resources/models/<name>), loadable by name
+BUILTIN_DIR = Path(__file__).resolve().parents[1] / "resources" / "models"
 
 
 def build_descriptor(config: LAMConfig) -> nn.Module:
@@ -39,7 +45,8 @@ class LAM(
     PyTorchModelHubMixin,
     library_name="lam",
     tags=["interatomic-potential", "lam"],
-    coders={LAMConfig: (lambda config: config.to_dict(), LAMConfig.from_dict)},
+    # the mixin decodes config.json before _from_pretrained; the weights' hash is not part of the config
+    coders={LAMConfig: (LAMConfig.to_dict, lambda data: LAMConfig.from_dict(without_hash(data)))},
 ):
     """Descriptor + ``ModuleDict`` of energy heads; energy, forces and stress for a batch of graphs.
 
@@ -58,6 +65,9 @@ class LAM(
             {spec.name: EnergyHead(self.descriptor.output_dim, config.head) for spec in config.heads}
         )
         self._isolated_cache: tuple[tuple, Tensor] | None = None
+        # set by saving and loading: the weights file's sha256, and where a loaded model came from
+        self.weights_sha256: str | None = None
+        self.source: dict[str, str | None] | None = None
 
     @property
     def cutoff(self) -> float:
@@ -216,12 +226,41 @@ class LAM(
             if name not in names:
                 self.drop_head(name)
 
+    # ---- elements --------------------------------------------------------------------------
+    def head_elements(self, head: str) -> tuple[int, ...]:
+        """Atomic numbers ``head`` was trained on: those with a fitted energy reference."""
+        return tuple(sorted(self.heads[self.resolve_head(head)].energy_references()))
+
+    def config_with_elements(self) -> LAMConfig:
+        """``config`` with every head's ``elements`` taken from its energy references."""
+        heads = tuple(dataclasses.replace(s, elements=self.head_elements(s.name)) for s in self.config.heads)
+        return dataclasses.replace(self.config, heads=heads)
+
     # ---- serialisation (safetensors + JSON; never pickle) -----------------------------------
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: object) -> LAM:
+        """Load a model folder, a built-in model or a Hub id ``org/name[@revision]`` (see the mixin).
+
+        ``org/name@v1.2.0`` is ``org/name`` with ``revision="v1.2.0"``; ``revision=`` also works.
+        The weights are checked against the sha256 their ``config.json`` records. ``model.source``
+        says where the model came from (for a Hub model: the commit the revision resolved to).
+        """
+        reference = str(pretrained_model_name_or_path)
+        builtin = BUILTIN_DIR / reference
+        if (builtin / CONFIG_FILE).is_file():
+            reference = str(builtin)
+        elif "@" in reference and not Path(reference).exists():
+            reference, _, revision = reference.partition("@")
+            if kwargs.get("revision") not in (None, revision):
+                raise ValueError(
+                    f"model {pretrained_model_name_or_path!r} and revision={kwargs['revision']!r} disagree"
+                )
+            kwargs["revision"] = revision
+        return super().from_pretrained(reference, **kwargs)
+
     def _save_pretrained(self, save_directory: Path) -> None:
-        save_directory = Path(save_directory)
-        (save_directory / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(tensors, str(save_directory / WEIGHTS_FILE), metadata={"format": "pt", "library": "lam"})
+        self.config = self.config_with_elements()
+        self.weights_sha256 = write_model_files(Path(save_directory), self.config, self.state_dict())
 
     @classmethod
     def _from_pretrained(
@@ -256,12 +295,30 @@ class LAM(
                 local_files_only=local_files_only,
             )
 
-        config = model_kwargs.get("config")
-        if not isinstance(config, LAMConfig):  # the mixin decodes config.json when it finds it
-            config = LAMConfig.from_dict(json.loads(Path(fetch(CONFIG_FILE)).read_text()))
+        config_path = fetch(CONFIG_FILE)
+        config, sha = read_config(config_path)  # the mixin's decoded config lacks the recorded hash
         model = cls(config)
-        state = load_file(fetch(WEIGHTS_FILE), device=str(map_location))
+        state = read_weights(fetch(WEIGHTS_FILE), sha, device=str(map_location))
         dtype = next(iter(state.values())).dtype if state else torch.float32
         model.to(dtype=dtype)
-        model.load_state_dict(state, strict=strict)
+        try:
+            model.load_state_dict(state, strict=strict)
+        except RuntimeError as error:
+            raise ValueError(f"{config_path}: the weights do not fit this config ({error})") from None
+        model.config = model.config_with_elements()  # folders saved before schema 2 lack elements
+        model.weights_sha256 = sha
+        model.source = model_source(model_id, revision, config_path)
         return model
+
+
+def model_source(model_id: str, revision: str | None, config_path: str) -> dict[str, str | None]:
+    """Where a loaded model came from: folder, or Hub id + asked revision + resolved commit.
+
+    In the Hugging Face cache a file lives under ``snapshots/<commit>/``: that is the commit the
+    revision (a tag or branch) resolved to.
+    """
+    if os.path.isdir(model_id):
+        return {"kind": "folder", "location": str(Path(model_id).resolve()), "revision": None, "commit": None}
+    parent = Path(config_path).parent
+    commit = parent.name if parent.parent.name == "snapshots" else None
+    return {"kind": "hub", "location": model_id, "revision": revision, "commit": commit}
