@@ -20,6 +20,7 @@ from typing import Any, get_type_hints
 from jsonargparse import auto_cli
 
 FLAG_ALIASES = {"--from": "--model"}
+SHORT_FLAGS = {"-o": "--output"}
 # jsonargparse reserves --config for a file of a command's own arguments; pretraining users mean the recipe
 # (an alias of None makes the flag's value the positional argument)
 COMMAND_FLAG_ALIASES: dict[str, dict[str, str | None]] = {"pretrain": {"--config": "--recipe"}}
@@ -27,12 +28,13 @@ COMMAND_FLAG_ALIASES: dict[str, dict[str, str | None]] = {"pretrain": {"--config
 
 def components() -> dict[str, Any]:
     """The command tree: ``{"data": {...}, "finetune": fn, ...}``."""
-    from lam.commands import data_io, demo, generate, registry, train, workflows
+    from lam.commands import data_io, demo, generate, hub, registry, train, workflows
 
     return {
         "data": {**registry.COMMANDS, **data_io.COMMANDS, **generate.COMMANDS},
         **workflows.COMMANDS,
         **train.COMMANDS,
+        **hub.COMMANDS,
         **demo.COMMANDS,
     }
 
@@ -52,6 +54,7 @@ def normalize_argv(argv: list[str], tree: dict[str, Any]) -> list[str]:
     aliases = {**FLAG_ALIASES, **COMMAND_FLAG_ALIASES.get(argv[0] if argv else "", {})}
     normalized = []
     for token in argv:
+        token = SHORT_FLAGS.get(token, token)
         if token.startswith("--") and len(token) > 2:
             flag, eq, value = token.partition("=")
             if flag in aliases and aliases[flag] is None:

@@ -60,7 +60,7 @@ def change_bias(
 
     from lam.data.sources import load_frames
     from lam.hub.card import CARD_FILE, Lineage, change_bias_card
-    from lam.hub.models import load_model, parse_model_ref
+    from lam.hub.models import load_model_and_ref
     from lam.hub.outputs import refuse_existing_model
     from lam.train.refit import refit_energy_references
 
@@ -68,14 +68,14 @@ def change_bias(
         raise ValueError("lam change-bias needs --out DIR")
     out = Path(out)
     refuse_existing_model(out, overwrite)
-    lam_model = load_model(model)
+    lam_model, parent = load_model_and_ref(model)
     frames = load_frames(data)
     result = refit_energy_references(lam_model, frames, lam_model.resolve_head(head))
     shifts = ", ".join(f"{chemical_symbols[z]} {v:+.4f}" for z, v in sorted(result.shifts.items()))
     residual = result.fit.rms_residual_per_atom
     note = f"Shifts added to the references (eV): {shifts}; RMS residual {residual:.4f} eV/atom."
     lam_model.save_pretrained(out)
-    lineage = Lineage(parse_model_ref(model), result.head, result.head, "change-bias")
+    lineage = Lineage(parent, result.head, result.head, "change-bias")
     change_bias_card(lineage, data, result.n_frames, note).save(out / CARD_FILE)
     print(f"{note}\nsaved {out}")
     return out

@@ -50,6 +50,7 @@ class Lineage:
             "parent": self.parent_name,
             "parent_kind": self.parent.kind,
             "parent_revision": self.parent.revision,
+            "parent_commit": self.parent.commit,
             **record,
             "lam_version": __version__,
         }
@@ -112,6 +113,7 @@ def finetuned_card(
         parent=lineage.parent_name,
         parent_kind=lineage.parent.kind,
         parent_revision=lineage.parent.revision,
+        parent_commit=lineage.parent.commit,
         parent_head=lineage.parent_head,
         head=lineage.head,
         mode=lineage.mode,
@@ -136,6 +138,7 @@ def change_bias_card(lineage: Lineage, data: str, n_frames: int, refit_note: str
         parent=lineage.parent_name,
         parent_kind=lineage.parent.kind,
         parent_revision=lineage.parent.revision,
+        parent_commit=lineage.parent.commit,
         head=lineage.head,
         data=data,
         n_frames=n_frames,

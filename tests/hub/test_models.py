@@ -53,3 +53,39 @@ def test_hub_id_loads_offline_from_the_cache_at_the_pinned_revision(tmp_path: Pa
     latest = load_model("lam-org/lam-test", local_files_only=True, cache_dir=str(cache))
     assert torch.equal(predict(pinned, frames).energy, predict(old, frames).energy)
     assert torch.equal(predict(latest, frames).energy, predict(new, frames).energy)
+
+
+def test_from_pretrained_and_the_calculator_take_org_name_at_revision_offline(tmp_path, monkeypatch) -> None:
+    from lam.calculator import LAMCalculator
+    from lam.model.lam import LAM
+
+    cache = tmp_path / "hub"
+    old, new = build_model(preset("student"), seed=1), build_model(preset("student"), seed=2)
+    old.save_pretrained(tmp_path / "old")
+    new.save_pretrained(tmp_path / "new")
+    _fake_hub_cache(cache, "lam-org/lam-test", "v1.0.0", tmp_path / "old", "a" * 40)
+    _fake_hub_cache(cache, "lam-org/lam-test", "main", tmp_path / "new", "b" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    molecule = organic_molecule()
+    pinned = LAM.from_pretrained("lam-org/lam-test@v1.0.0")
+    assert torch.equal(predict(pinned, [molecule]).energy, predict(old, [molecule]).energy)
+    assert pinned.source["commit"] == "a" * 40
+    loaded = load_model("lam-org/lam-test@v1.0.0")
+    assert loaded.source == {
+        "kind": "hub", "location": "lam-org/lam-test", "revision": "v1.0.0", "commit": "a" * 40
+    }
+    molecule.calc = LAMCalculator("lam-org/lam-test@v1.0.0")
+    assert molecule.get_potential_energy() == pytest.approx(float(predict(old, [molecule]).energy[0]))
+
+
+def test_offline_and_not_cached_says_what_to_do(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(ValueError) as error:
+        load_model("lam-org/absent@v1.2.0")
+    message = str(error.value)
+    assert "lam-org/absent@v1.2.0 is not in the Hugging Face cache" in message
+    assert "lam pull lam-org/absent@v1.2.0" in message and "HF_HUB_OFFLINE" in message

@@ -150,6 +150,7 @@ def test_frozen_mode_trains_the_head_only_and_saves_lineage(tmp_path: Path) -> N
         "parent": str(parent.resolve()),
         "parent_kind": "local",
         "parent_revision": None,
+        "parent_commit": None,
         "parent_head": "a",
         "head": "cual",
         "mode": "frozen",

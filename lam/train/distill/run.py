@@ -22,7 +22,7 @@ from lam.calculator import LAMCalculator
 from lam.data.sources import load_frames
 from lam.data.statistics import force_rms
 from lam.hub.card import CARD_FILE, Lineage, distilled_card
-from lam.hub.models import load_model, parse_model_ref
+from lam.hub.models import load_model_and_ref
 from lam.hub.outputs import json_ready, refuse_existing_model, write_json
 from lam.model.lam import LAM
 from lam.train.distill.explore import explore, split_holdout
@@ -102,8 +102,8 @@ def distill(
                          f"{options.md_steps} / sample_every {options.sample_every}: < 2 frames per round")
     if progress is None and options.progress:
         progress = lambda record: print(format_round(record), flush=True)  # noqa: E731
-    parent = parse_model_ref(options.teacher)
-    teacher = load_model(options.teacher).for_inference()
+    teacher, parent = load_model_and_ref(options.teacher)
+    teacher.for_inference()
     head = teacher.resolve_head(options.head)
     teacher_calc = LAMCalculator(teacher, head=head, dtype="float64")
     student = build_student(teacher, head, parent, options)

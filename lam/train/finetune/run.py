@@ -20,7 +20,7 @@ from ase.data import chemical_symbols
 from lam.data.sources import load_frames
 from lam.data.splits import split_frames
 from lam.hub.card import CARD_FILE, Lineage, finetuned_card
-from lam.hub.models import load_model, parse_model_ref
+from lam.hub.models import load_model_and_ref
 from lam.hub.outputs import refuse_existing_model, write_json
 from lam.model.lam import LAM
 from lam.train.evaluate import evaluate, format_table
@@ -86,7 +86,7 @@ def finetune(
     frames = list(frames) if frames is not None else load_frames(options.data)
     if test_frames is None and options.test_data is not None:
         test_frames = load_frames(options.test_data)
-    parent, model = parse_model_ref(options.model), load_model(options.model)
+    model, parent = load_model_and_ref(options.model)
     test_fraction = 0.0 if test_frames else options.test_fraction
     split = split_frames(frames, options.val_fraction, test_fraction, options.seed)
     if test_frames:
