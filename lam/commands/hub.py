@@ -74,7 +74,11 @@ def predict(
 
 
 def push(
-    folder: Path, repo: str, version: str, private: bool = False, token: str | None = None,
+    folder: Path,
+    repo: str,
+    version: str | None = None,
+    private: bool = False,
+    token: str | None = None,
     message: str | None = None,
 ) -> str:
     """Publish a model folder as version VERSION of the Hub repository REPO (org/name).
@@ -92,6 +96,8 @@ def push(
     """
     from lam.hub.publish import push as run_push
 
+    if version is None:
+        raise ValueError("lam push needs --version X.Y.Z (semantic versioning; tagged vX.Y.Z)")
     published = run_push(folder, repo, version, private, token, message)
     print(f"published {published.repo_id}@{published.tag}: commit {published.commit}\n{published.url}")
     return published.commit
