@@ -17,7 +17,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from lam._version import __version__
 from lam.hub.models import ModelRef
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "model_cards"
+# installed with the package; the repository's top-level model_cards/ links here
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "resources" / "model_cards"
 CARD_FILE = "README.md"
 TASK = "interatomic-potential"
 
@@ -72,11 +73,19 @@ def _eval_results(metrics: dict[str, dict[str, float | int | None]], dataset: st
     ]
 
 
+def derived_licenses(lineage: Lineage, dataset: str) -> dict[str, str | None]:
+    """The terms a derived model inherits: its training data's and its parent's (None: not stated)."""
+    return {dataset: dataset_license(dataset), lineage.parent_name: parent_license(lineage)}
+
+
 def _card_data(lineage: Lineage, dataset: str, metrics: dict | None) -> ModelCardData:
+    registered = dataset_license(dataset) is not None
     return ModelCardData(
         library_name="lam",
         tags=["interatomic-potential", "lam", "fine-tuned"],
         base_model=lineage.parent_name,
+        license=combined_license(derived_licenses(lineage, dataset)),
+        datasets=[dataset] if registered else None,
         model_name=f"{Path(lineage.parent_name).name}-{lineage.head}",
         eval_results=_eval_results(metrics, dataset) if metrics else None,
         lam_lineage=lineage.to_dict(),
@@ -125,6 +134,7 @@ def finetuned_card(
         steps=steps,
         metrics_table=f"```\n{metrics_table}\n```",
         refit_note=refit_note,
+        licenses=license_lines(derived_licenses(lineage, data)),
     )
 
 
@@ -154,13 +164,40 @@ def read_lineage(folder: str | Path) -> dict | None:
     return ModelCard.load(path).data.to_dict().get("lam_lineage")
 
 
-def _dataset_license(name: str) -> str:
+def dataset_license(name: str) -> str | None:
+    """The license of a registered dataset, or None when ``name`` is not registered."""
     from lam.data.registry import UnknownDatasetError, get_card
 
     try:
         return get_card(name).license
-    except (UnknownDatasetError, FileNotFoundError):
-        return "see the data source"
+    except (UnknownDatasetError, FileNotFoundError, ValueError):
+        return None
+
+
+def parent_license(lineage: Lineage) -> str | None:
+    """The license in the parent model's card, when the parent is a folder with one."""
+    path = Path(lineage.parent.location) / CARD_FILE
+    if lineage.parent.kind == "hub" or not path.is_file():
+        return None
+    return ModelCard.load(path).data.to_dict().get("license")
+
+
+def combined_license(licenses: Mapping[str, str | None]) -> str:
+    """One license for the card's metadata: the shared one, else ``other`` (each is named in the text).
+
+    Which of several licenses is the most restrictive is a legal question lam does not decide: the
+    card lists every source's terms and the metadata says ``other``.
+    """
+    values = list(licenses.values())
+    if values and all(values) and len(set(values)) == 1:
+        return values[0]
+    return "other"
+
+
+def license_lines(licenses: Mapping[str, str | None]) -> str:
+    """A markdown list: ``- `source`: license``."""
+    lines = [f"- `{name}`: {value or 'not stated, see its source'}" for name, value in licenses.items()]
+    return "\n".join(lines)
 
 
 def _card_row(spec: Any, metrics: dict[str, float]) -> str:
@@ -177,107 +214,72 @@ def _card_row(spec: Any, metrics: dict[str, float]) -> str:
     )
 
 
-def pretrained_card(model: Any, metrics: dict[str, Any], recipe: str) -> str:
-    """``README.md`` of a pretrained model: metadata, heads, levels of theory, held-out errors, licenses."""
-    import yaml
-
+def pretrained_card(model: Any, metrics: dict[str, Any], recipe: str) -> ModelCard:
+    """Card of a pretrained model: metadata, heads, levels of theory, held-out errors, data licenses."""
     heads = model.config.heads
-    meta = {
-        "library_name": "lam",
-        "tags": ["interatomic-potential", "lam", "dpa2", "multi-task"],
-        "datasets": sorted({d for h in heads for d in h.datasets}),
-        "license": "other",
-        "lam_pretraining": {"recipe": recipe, "steps": metrics["steps"], "heads": [h.name for h in heads]},
-    }
-    rows = [_card_row(spec, metrics["heads"].get(spec.name, {})) for spec in heads]
-    licenses = [f"- `{d}`: {_dataset_license(d)}" for spec in heads for d in spec.datasets]
-    descriptor = model.config.descriptor
-    return "\n".join(
-        [
-            "---",
-            yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(),
-            "---",
-            "",
-            "# Pretrained multi-head large atomic model",
-            "",
-            f"A `{descriptor.kind}` descriptor (cutoff {model.cutoff} Å) shared by {len(heads)} fitting "
-            "heads, one per dataset / level of theory (DPA-2-style multi-task pretraining), trained for "
-            f"{metrics['steps']} steps with the recipe `{recipe}`. Pick the head whose level of theory "
-            "matches your data, or fine-tune "
-            "(`lam finetune --from <this model> --data FILE --head auto`).",
-            "",
-            "## Heads and held-out errors",
-            "",
-            "Errors on frames held out of training (seeded split, EMA weights).",
-            "",
-            "| head | level of theory | train / val frames | energy MAE (meV/atom) | force RMSE (meV/Å) | "
-            "stress RMSE (MPa) |",
-            "|---|---|---|---|---|---|",
-            *rows,
-            "",
-            "## Limitations",
-            "",
-            "A small model trained briefly on a few thousand frames on CPU: a starting point for "
-            "fine-tuning, "
-            "not a production potential. Energies of different heads are on different absolute scales "
-            "(different functionals and codes) and must not be mixed.",
-            "",
-            "## Licenses of the training data",
-            "",
-            "The weights are derived from the datasets below; their terms apply to uses of this model.",
-            "",
-            *licenses,
-            "",
-        ]
+    licenses = {d: dataset_license(d) for spec in heads for d in spec.datasets}
+    data = ModelCardData(
+        library_name="lam",
+        tags=["interatomic-potential", "lam", model.config.descriptor.kind, "multi-task"],
+        datasets=sorted(licenses),
+        license=combined_license(licenses),
+        model_name="Pretrained multi-head large atomic model",
+        lam_pretraining={"recipe": recipe, "steps": metrics["steps"], "heads": [h.name for h in heads]},
+    )
+    return ModelCard.from_template(
+        data,
+        template_path=str(TEMPLATE_DIR / "pretrained.md"),
+        model_name=data.model_name,
+        descriptor=model.config.descriptor.kind,
+        cutoff=model.cutoff,
+        n_heads=len(heads),
+        steps=metrics["steps"],
+        recipe=recipe,
+        rows="\n".join(_card_row(spec, metrics["heads"].get(spec.name, {})) for spec in heads),
+        licenses=license_lines(licenses),
+        first_head=heads[0].name,
     )
 
 
-DISTILLED_TEMPLATE = """---
-{{ card_data }}
----
-
-# {{ model_name }}
-
-A fast `lam` student potential distilled from the teacher **{{ parent }}**
-(revision `{{ revision or 'n/a' }}`, head `{{ head }}`): a `{{ student }}` model trained on frames the
-teacher labelled along Langevin MD at {{ temperature }} K (DP-GEN-style rounds; from round 2 the
-student also drives the MD).
-Energies in eV, forces in eV/Å, stress in eV/Å³. The teacher is not part of this model.
-
-## Agreement with the teacher (held-out teacher-labelled frames)
-
-| round | train / held-out frames | steps | energy MAE (meV/atom) | force RMSE (meV/Å) | teacher force RMS |
-|---|---|---|---|---|---|
-{{ rows }}
-
-Target force RMSE {{ target }} meV/Å: {{ 'reached' if converged else 'not reached' }}. Speed
-(`distill.json`): teacher {{ speed.teacher_us_per_atom | round | int }}, student
-{{ speed.student_us_per_atom | round | int }} µs/atom ({{ speed.n_atoms }} atoms, {{ speed.dtype }}, CPU).
-
-Limitations: the student is only as good as the teacher, and only near the configurations visited
-(starting structures `{{ structures }}`, {{ temperature }} K). Check it before production use.
-"""
-
-
 def distilled_card(
-    lineage: Lineage, rounds: Sequence[dict[str, Any]], converged: bool, speed: dict[str, Any],
+    lineage: Lineage,
+    rounds: Sequence[dict[str, Any]],
+    converged: bool,
+    speed: dict[str, Any],
     options: Mapping[str, Any],
 ) -> ModelCard:
-    """``README.md`` of the student: lineage (teacher ref, revision, head), settings, agreement, speed."""
+    """Card of a student: lineage (teacher ref, revision, commit, head), settings, agreement, speed."""
     run_only = ("head", "teacher", "structures", "out", "overwrite", "logger", "progress", "trainer")
     settings = {k: v for k, v in options.items() if k not in run_only}
     structures = options["structures"]
+    teacher_license = parent_license(lineage)
     data = ModelCardData(
-        library_name="lam", tags=["interatomic-potential", "lam", "distilled"],
-        base_model=lineage.parent_name, model_name=f"{Path(lineage.parent_name).name}-student",
-        lam_lineage={**lineage.to_dict(), "structures": structures, "distillation": settings})
+        library_name="lam",
+        tags=["interatomic-potential", "lam", "distilled"],
+        base_model=lineage.parent_name,
+        license=teacher_license,
+        model_name=f"{Path(lineage.parent_name).name}-student",
+        lam_lineage={**lineage.to_dict(), "structures": structures, "distillation": settings},
+    )
     rows = "\n".join(
         f"| {r['round']} | {r['train_frames']} / {r['holdout_frames']} | {r['steps']} | "
         f"{1000 * r['holdout']['energy_mae_per_atom']:.2f} | {1000 * r['holdout']['force_rmse']:.2f} | "
-        f"{1000 * r['holdout_teacher_force_rms']:.1f} |" for r in rounds)
+        f"{1000 * r['holdout_teacher_force_rms']:.1f} |"
+        for r in rounds
+    )
     return ModelCard.from_template(
-        data, template_str=DISTILLED_TEMPLATE, model_name=data.model_name, parent=lineage.parent_name,
-        revision=lineage.parent.revision, head=lineage.head, student=options["student"],
-        temperature=options["temperature_K"], rows=rows, target=1000 * options["target_force_rmse"],
-        converged=converged, speed=speed, structures=structures,
+        data,
+        template_path=str(TEMPLATE_DIR / "distilled.md"),
+        model_name=data.model_name,
+        parent=lineage.parent_name,
+        revision=lineage.parent.revision,
+        commit=lineage.parent.commit,
+        head=lineage.head,
+        student=options["student"],
+        temperature=options["temperature_K"],
+        rows=rows,
+        target=1000 * options["target_force_rmse"],
+        converged=converged,
+        speed=speed,
+        structures=structures,
     )

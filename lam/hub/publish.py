@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,17 @@ def check_new_version(
         )
 
 
+def stage_folder(folder: Path, staging: Path, model_id: str) -> Path:
+    """A copy of ``folder`` to upload: without training logs and checkpoints, the card naming ``model_id``.
+
+    The cards' load snippets say ``MODEL_ID`` until the model has a published id.
+    """
+    shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("logs", "*.ckpt", ".*"))
+    card = staging / CARD_FILE
+    card.write_text(card.read_text().replace("MODEL_ID", model_id))
+    return staging
+
+
 def push(
     folder: str | Path,
     repo_id: str,
@@ -98,13 +110,14 @@ def push(
     api = HfApi(token=token)
     check_new_version(existing_versions(api, repo_id), version_tuple, repo_id)
     api.create_repo(repo_id, private=private, exist_ok=True)
-    commit = api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(folder),
-        commit_message=message or f"lam model {tag}",
-        commit_description=f"weights sha256 {sha}",
-        ignore_patterns=["logs/**", "*.ckpt", ".*"],  # training logs and checkpoints stay local
-    )
+    with tempfile.TemporaryDirectory() as staging:
+        staged = stage_folder(folder, Path(staging) / "model", f"{repo_id}@{tag}")
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(staged),
+            commit_message=message or f"lam model {tag}",
+            commit_description=f"weights sha256 {sha}",
+        )
     api.create_tag(repo_id, tag=tag, revision=commit.oid, tag_message=f"lam model {tag}")
     return Published(repo_id, tag, commit.oid, f"{api.endpoint}/{repo_id}/tree/{tag}")
 

@@ -151,7 +151,7 @@ def pretrain(options: PretrainOptions) -> Path:
     if trainer.is_global_zero:
         metrics = collect_metrics(trainer, data)
         write_json(out / "metrics.json", metrics)
-        (out / "README.md").write_text(pretrained_card(task.model, metrics, recipe=recipe.name))
+        pretrained_card(task.model, metrics, recipe=recipe.name).save(out / "README.md")
     return out
 
 

@@ -81,3 +81,16 @@ def test_pull_names_a_missing_model_or_revision(hub, tmp_path: Path) -> None:
         pull(f"{REPO}@v9.9.9")
     copied, _ = pull(f"{REPO}@v1.0.0", out=tmp_path / "copy")
     assert load_model(str(copied)).weights_sha256 == load_model(str(folder)).weights_sha256
+
+
+def test_the_published_card_names_the_model_id_and_logs_stay_local(hub, tmp_path: Path) -> None:
+    _, folder = saved_model(tmp_path, 1)
+    card = folder / "README.md"
+    card.write_text(card.read_text() + '\nLAMCalculator("MODEL_ID")\n')
+    (folder / "logs").mkdir()
+    (folder / "logs" / "metrics.csv").write_text("step,loss\n")
+    push(folder, REPO, "2.0.0")
+    files = hub.repos[REPO].resolve("v2.0.0").files
+    assert 'LAMCalculator("lam-org/water-lam@v2.0.0")' in files["README.md"].data.decode()
+    assert not any(path.startswith("logs") for path in files)
+    assert "MODEL_ID" in card.read_text()  # the local folder is left as it was
