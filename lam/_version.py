@@ -1,3 +1,3 @@
 """The single version string of lam."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

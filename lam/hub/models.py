@@ -20,6 +20,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from lam._version import __version__
 from lam.model.lam import BUILTIN_DIR, CONFIG_FILE, LAM
 
 
@@ -53,8 +54,8 @@ def builtin_models() -> list[str]:
 
 def parse_model_ref(reference: str) -> ModelRef:
     """Parse ``lam-mini``, ``./my_model``, ``org/name`` or ``org/name@v1.0`` (tag, branch or commit)."""
-    if reference in builtin_models():
-        return ModelRef("builtin", str(BUILTIN_DIR / reference))
+    if reference in builtin_models():  # pinned by the lam release that ships it
+        return ModelRef("builtin", str(BUILTIN_DIR / reference), revision=f"lam {__version__}")
     if Path(reference).expanduser().is_dir():
         return ModelRef("local", str(Path(reference).expanduser().resolve()))
     repo_id, _, revision = reference.partition("@")
