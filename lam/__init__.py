@@ -11,4 +11,6 @@ from lam.hub.models import load_model
 from lam.model.config import LAMConfig, preset
 from lam.model.lam import LAM
 
-__all__ = ["LAM", "AtomicGraph", "LAMCalculator", "LAMConfig", "__version__", "load_model", "preset"]
+load = load_model  # lam.load("org/name@v1.0.0"): the short name for notebooks
+
+__all__ = ["LAM", "AtomicGraph", "LAMCalculator", "LAMConfig", "__version__", "load", "load_model", "preset"]

@@ -34,3 +34,5 @@ def test_saved_model_loads_and_predicts_what_it_did(folder: Path) -> None:
 def test_there_are_fixtures_of_both_descriptors() -> None:
     kinds = {json.loads((f / "config.json").read_text())["descriptor"]["kind"] for f in FIXTURES}
     assert kinds == {"dpa2", "two_body"}
+    versions = {json.loads((f / "config.json").read_text()).get("schema_version", 1) for f in FIXTURES}
+    assert versions >= {1, 2}  # every schema lam has written keeps a fixture

@@ -115,14 +115,20 @@ def load_model(
     map_location: str = "cpu",
     cache_dir: str | None = None,
     token: str | None = None,
+    revision: str | None = None,
 ) -> LAM:
     """Load a model by reference; the weights are checked against their recorded sha256.
 
-    With ``HF_HUB_OFFLINE=1`` (or ``local_files_only``) a Hub id is served from the cache only, at
+    ``revision`` is the same as ``@revision`` in the reference. With ``HF_HUB_OFFLINE=1`` (or
+    ``local_files_only``) a Hub id is served from the cache only, at
     the revision it was pinned to (tag, branch or commit). ``model.source`` records the reference and,
     for a Hub model, the commit it resolved to.
     """
     ref = parse_model_ref(reference)
+    if revision is not None:
+        if ref.kind != "hub" or ref.revision not in (None, revision):
+            raise ValueError(f"revision={revision!r} needs a Hub id without @revision, not {reference!r}")
+        ref = replace(ref, revision=revision)
     folder, ref = resolve_folder(ref, token, cache_dir, local_files_only)
     model = LAM.from_pretrained(str(folder), map_location=map_location)
     model.source = {"kind": ref.kind, "location": ref.location, "revision": ref.revision}

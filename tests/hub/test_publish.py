@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lam.cli import run as run_cli
+from lam.hub.inspect import list_models
 from lam.hub.models import load_model
 from lam.hub.publish import parse_version, pull, push
 from lam.model.config import preset
@@ -36,6 +37,8 @@ def test_push_two_versions_pull_the_first_and_load_it_offline(hub, tmp_path: Pat
 
     folder, pulled_commit = pull(f"{REPO}@v1.0.0")
     assert pulled_commit == commit and folder.name == commit  # the cache's snapshot of that commit
+    listed = [row for row in list_models() if row["model"] == REPO]
+    assert listed and listed[0]["versions"] == ["v1.0.0"] and listed[0]["commit"] == commit
     hub.set_offline()
     frames = [periodic_alloy(), organic_molecule()]
     for loaded in (LAM.from_pretrained(f"{REPO}@v1.0.0"), load_model(f"{REPO}@v1.0.0")):
