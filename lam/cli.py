@@ -91,16 +91,26 @@ def main() -> None:
     """Entry point of the ``lam`` console script (returns nothing: its return value is the exit status).
 
     Errors about the user's input (bad files, frames, names, existing output) print one clear line
-    and exit with status 2; ``LAM_DEBUG=1`` shows the traceback instead.
+    and exit with status 2; anything unexpected prints one line and exits with 1. ``LAM_DEBUG=1``
+    shows the traceback instead.
     """
     from lam.cpu_memory import reuse_freed_memory
 
     reuse_freed_memory()  # the command line opts in for large systems: see lam/cpu_memory.py
     try:
         run(sys.argv[1:])
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError) as error:
         if os.environ.get("LAM_DEBUG"):
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"lam: error: {message}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("lam: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as error:  # a bug or an environment problem: one line, the traceback on request
+        if os.environ.get("LAM_DEBUG"):
+            raise
+        print(f"lam: unexpected {type(error).__name__}: {error} (run with LAM_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        sys.exit(1)

@@ -23,6 +23,7 @@ import lzma
 import re
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +48,10 @@ _DECOMPRESSORS = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
 _RawFrame = tuple[str, int, "ase.Atoms | InvalidFrameError"]
 
 
+class EmptyInputError(ValueError):
+    """A data source without a single usable frame."""
+
+
 def _strip_compression(path: Path) -> Path:
     return path.with_suffix("") if path.suffix in _DECOMPRESSORS else path
 
@@ -55,7 +60,8 @@ def detect_format(path: str | Path) -> str:
     """The reader name for ``path`` (see the module docstring); raises ValueError if unknown."""
     path = Path(path)
     if not path.exists():
-        if _HUB_ID.match(str(path)):
+        # a missing "dir/file.extxyz" is a typo, not a Hub dataset: only suffix-free owner/name ids are
+        if _HUB_ID.match(str(path)) and not _strip_compression(path).suffix:
             return "hf-hub"
         raise FileNotFoundError(f"{path}: no such file or directory")
     if path.is_dir():
@@ -94,8 +100,13 @@ def _ase_frames(path: Path, format: str) -> Iterator[_RawFrame]:
         return
     with tempfile.TemporaryDirectory(prefix="lam-read-") as tmp:
         plain = Path(tmp) / path.name.removesuffix(path.suffix)
-        with _DECOMPRESSORS[path.suffix](path, "rb") as source, plain.open("wb") as target:
-            shutil.copyfileobj(source, target)
+        try:
+            with _DECOMPRESSORS[path.suffix](path, "rb") as source, plain.open("wb") as target:
+                shutil.copyfileobj(source, target)
+        except (EOFError, lzma.LZMAError, OSError, zlib.error) as error:  # gzip raises BadGzipFile (OSError)
+            raise ValueError(
+                f"{path}: the compressed file is truncated or corrupt ({error}); copy or download it again"
+            ) from None
         yield from _parse_ase(plain, path, format)
 
 
@@ -190,6 +201,7 @@ def read_frames(
         raise ValueError("skip_invalid=True needs a report list to record the skipped frames")
     path = Path(path)
     format = format or detect_format(path)
+    valid = 0
     for source, index, frame in _raw_frames(path, format):
         error = frame if isinstance(frame, InvalidFrameError) else None
         if error is None:
@@ -203,4 +215,8 @@ def read_frames(
             report.append(error.to_dict())
             continue
         frame.info["frame_id"] = f"{source}#{index}"
+        valid += 1
         yield frame
+    if valid == 0:  # an empty input is a mistake (wrong file, failed export), never an empty dataset
+        skipped = f" (all {len(report)} frames were invalid, see the report)" if report else ""
+        raise EmptyInputError(f"{path} holds no frames{skipped}")

@@ -11,28 +11,31 @@ import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from lam.hub.card import CARD_FILE
 from lam.model.lam import CONFIG_FILE, WEIGHTS_FILE
 
-MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE)
 
+def refuse_existing_model(out: Path, overwrite: bool) -> None:
+    """Raise ``FileExistsError`` unless ``out`` is absent or an empty folder, or ``overwrite`` is set.
 
-def refuse_existing_model(out: Path, overwrite: bool, reports: Iterable[str] = ()) -> None:
-    """Raise ``FileExistsError`` when ``out`` holds a model file or a workflow report, unless ``overwrite``.
-
-    Args:
-        out: the folder a workflow is about to write.
-        overwrite: the user asked to replace what is there.
-        reports: the workflow's own report files (``finetune.json``, ``distill.json``...).
+    Any file counts, a user's notes as much as an earlier model: lam never writes into a folder that
+    holds something unless asked. With ``overwrite`` a workflow replaces its own files and leaves the
+    others as they are.
     """
-    held = [name for name in (*MODEL_FILES, *reports) if (Path(out) / name).exists()]
-    if held and not overwrite:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; the output must be a folder")
+    if overwrite or not out.is_dir():
+        return
+    held = sorted(path.name for path in out.iterdir())
+    if held:
+        shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
+        kind = "a model" if {CONFIG_FILE, WEIGHTS_FILE} & set(held) else "files"
         raise FileExistsError(
-            f"{out} already holds {', '.join(held)}; pass --overwrite to replace it, or choose another --out"
+            f"{out} already holds {kind} ({shown}); pass --overwrite to write into it (lam replaces only "
+            "its own files), or choose another --out"
         )
 
 

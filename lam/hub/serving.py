@@ -46,7 +46,10 @@ def predict_file(
     output = Path(output)
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
-    format = filetype(output, read=False)
+    try:
+        format = filetype(output, read=False)
+    except Exception as error:  # ase raises its own UnknownFileTypeError, and others, for unknown names
+        raise ValueError(f"{output}: cannot tell the format from the name ({error}); use .extxyz") from None
     model = load_model(model_ref).for_inference()
     frames, total = stream_frames(data)
     partial = output.with_name(f".{output.name}.partial")

@@ -128,17 +128,18 @@ class LAMConfig:
         """
         data = migrate(dict(data))
         _reject_unknown(cls, data, "model config")
-        desc = dict(data.get("descriptor", {}))
+        _require_all(cls, data, "model config")
+        desc = dict(data["descriptor"])
         kinds = {"dpa2": DPA2Config, "two_body": StudentConfig}
-        kind = desc.get("kind", "dpa2")
+        kind = desc.get("kind")
         if kind not in kinds:
             raise ValueError(f"model config: unknown descriptor kind {kind!r}; known: {sorted(kinds)}")
-        heads = tuple(_build(HeadSpec, h, "heads[]") for h in data.get("heads", [{"name": "default"}]))
+        heads = tuple(_build(HeadSpec, h, "heads[]") for h in data["heads"])
         if len(set(h.name for h in heads)) != len(heads):
             raise ValueError(f"model config: duplicate head names in {[h.name for h in heads]}")
         return cls(
             descriptor=_build(kinds[kind], desc, "descriptor"),
-            head=_build(HeadConfig, data.get("head", {}), "head"),
+            head=_build(HeadConfig, data["head"], "head"),
             heads=heads,
             schema_version=SCHEMA_VERSION,
         )
@@ -151,9 +152,18 @@ def _reject_unknown(cls: type, data: dict[str, Any], where: str) -> None:
         raise ValueError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
 
 
+def _require_all(cls: type, data: dict[str, Any], where: str) -> None:
+    """A saved config names every field: a missing one would silently take today's default."""
+    fields = (f.name for f in dataclasses.fields(cls) if f.name != "schema_version")
+    missing = sorted(name for name in fields if name not in data)
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing}; a saved model config names every field")
+
+
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    """Instantiate a flat frozen dataclass from a dict, lists becoming tuples."""
+    """Instantiate a flat frozen dataclass from a dict (every field present), lists becoming tuples."""
     _reject_unknown(cls, data, where)
+    _require_all(cls, data, where)
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
@@ -169,8 +179,8 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
             f"model config has schema_version {version}, newer than this lam ({SCHEMA_VERSION}); "
             "upgrade lam to load it"
         )
-    # 1 -> 2: heads gain ``elements``; left empty here, since they come from the weights' energy
-    # references, which LAM fills them from when it loads the folder
+    if version == 1:  # 1 -> 2: heads gain ``elements``, filled from the energy references on load
+        data["heads"] = [{**head, "elements": head.get("elements", [])} for head in data.get("heads", [])]
     return data
 
 

@@ -80,7 +80,7 @@ class ExportModel(Callback):
 
     def check_writable(self) -> None:
         """Refuse early (before training) when the folder holds a model and ``overwrite`` is off."""
-        refuse_existing_model(self.directory, self.overwrite, reports=("metrics.json",))
+        refuse_existing_model(self.directory, self.overwrite)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Fail fast rather than after hours of training."""

@@ -51,7 +51,8 @@ def test_unknown_descriptor_kind_and_preset() -> None:
 
 def test_duplicate_head_names_are_rejected() -> None:
     data = preset("tiny").to_dict()
-    data["heads"] = [{"name": "pbe"}, {"name": "pbe"}]
+    head = {"name": "pbe", "level_of_theory": "PBE", "datasets": [], "elements": []}
+    data["heads"] = [head, dict(head)]
     with pytest.raises(ValueError, match="duplicate head"):
         LAMConfig.from_dict(data)
 
@@ -64,3 +65,31 @@ def test_deepmd_small_matches_deepmd_kit_example() -> None:
     assert (d.n_repformer_layers, d.atom_dim, d.pair_dim, d.pair_attention) == (3, 128, 32, False)
     assert d.use_three_body and (d.three_body_cutoff, d.three_body_max_neighbors) == (4.0, 48)
     assert preset("small").descriptor.pair_attention  # lam's own preset keeps attention on
+
+
+@pytest.mark.parametrize("where", ["descriptor", "head", "heads", "top"])
+def test_a_saved_config_missing_a_field_is_refused_not_defaulted(where: str) -> None:
+    """A deleted ``repinit_cutoff`` once loaded as 6.0 Å instead of 5.0 and predicted other energies."""
+    data = preset("tiny").to_dict()
+    if where == "descriptor":
+        del data["descriptor"]["repinit_cutoff"]
+        missing = "repinit_cutoff"
+    elif where == "head":
+        del data["head"]["hidden_widths"]
+        missing = "hidden_widths"
+    elif where == "heads":
+        del data["heads"][0]["level_of_theory"]
+        missing = "level_of_theory"
+    else:
+        del data["heads"]
+        missing = "heads"
+    with pytest.raises(ValueError, match=f"missing key.*{missing}"):
+        LAMConfig.from_dict(data)
+
+
+def test_a_version_one_config_gains_the_elements_field() -> None:
+    data = preset("student").to_dict()
+    data["schema_version"] = 1
+    for head in data["heads"]:
+        del head["elements"]
+    assert LAMConfig.from_dict(data) == preset("student")

@@ -129,7 +129,7 @@ def test_export_writes_model_card_metrics_and_refuses_to_overwrite(recipe, tmp_p
     card = (out / "README.md").read_text()
     assert "| `cu` |" in card and "| `al` |" in card
     assert (tmp_path / "run" / "wandb").is_dir()  # the wandb run kept on disk (offline)
-    with pytest.raises(FileExistsError, match="already holds config.json"):
+    with pytest.raises(FileExistsError, match="already holds a model"):
         pretrain(PretrainOptions(recipe=recipe, max_steps=2, run_dir=tmp_path / "run2", out=out))
 
 

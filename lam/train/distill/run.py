@@ -95,7 +95,7 @@ def distill(
     if options.structures is None or options.out is None:
         raise ValueError("lam distill needs --structures FILE and --out DIR")
     out = Path(options.out)
-    refuse_existing_model(out, options.overwrite, reports=(REPORT_FILE,))
+    refuse_existing_model(out, options.overwrite)
     structures = list(structures) if structures is not None else load_frames(options.structures)
     if len(structures) * (options.md_steps // options.sample_every + 1) < 2:  # 1 to train, 1 held out
         raise ValueError(f"distill: {len(structures)} structure(s) in {options.structures} with md_steps "

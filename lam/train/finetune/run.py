@@ -82,7 +82,7 @@ def finetune(
     if options.data is None:
         raise ValueError("lam finetune needs --data DATA (a labelled file or a registered dataset name)")
     out = output_folder(options)
-    refuse_existing_model(out, options.overwrite, reports=(REPORT_FILE,))
+    refuse_existing_model(out, options.overwrite)
     frames = list(frames) if frames is not None else load_frames(options.data)
     if test_frames is None and options.test_data is not None:
         test_frames = load_frames(options.test_data)
