@@ -78,8 +78,9 @@ class MultiTaskBatchSampler(Sampler[list[int]]):
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
         self.batch_size, self.steps_per_epoch, self.seed = batch_size, steps_per_epoch, seed
         self.rank, self.world_size = rank, world_size
-        self.epoch = 0
-        self.start_step: int | None = None  # set on resume: the next iteration starts here
+        # the optimizer step of the next batch: each pass (an "epoch") continues from it, and a resumed
+        # run sets it. Lightning's set_epoch never reaches a batch sampler, so it cannot drive the order.
+        self.next_step = 0
 
     def batch(self, step: int) -> list[int]:
         """The (concatenated-dataset) indices of this rank's batch at optimizer step ``step``."""
@@ -89,18 +90,14 @@ class MultiTaskBatchSampler(Sampler[list[int]]):
         frames = rng.choice(size, size=n_global, replace=size < n_global)
         return (self.offsets[dataset] + frames[self.rank :: self.world_size]).tolist()
 
-    def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning before each epoch."""
-        self.epoch = epoch
-
     def __len__(self) -> int:
         return self.steps_per_epoch
 
     def __iter__(self) -> Iterator[list[int]]:
-        start = self.epoch * self.steps_per_epoch if self.start_step is None else self.start_step
-        self.start_step = None
+        start = self.next_step
         end = (start // self.steps_per_epoch + 1) * self.steps_per_epoch  # up to the end of this epoch
         for step in range(start, end):
+            self.next_step = step + 1
             yield self.batch(step)
 
 
@@ -142,6 +139,8 @@ class MultiTaskDataModule(pl.LightningDataModule):
         steps_per_epoch: batches per epoch (validation period); None: training frames / global batch.
         num_workers: ``DataLoader`` worker processes (neighbour lists are built in them).
         cache_graphs: keep every graph once built (small sets read many times: fine-tuning, distillation).
+        val_datasets: validation frames per head given explicitly (fine-tuning's own split); a head
+            listed here is not split by ``val_fraction``.
     """
 
     def __init__(
@@ -156,6 +155,7 @@ class MultiTaskDataModule(pl.LightningDataModule):
         steps_per_epoch: int | None = None,
         num_workers: int = 0,
         cache_graphs: bool = False,
+        val_datasets: dict[str, Source] | None = None,
     ) -> None:
         super().__init__()
         if not datasets:
@@ -167,6 +167,7 @@ class MultiTaskDataModule(pl.LightningDataModule):
         self.val_fraction, self.seed, self.cutoff = val_fraction, seed, cutoff
         self.steps_per_epoch, self.num_workers = steps_per_epoch, num_workers
         self.cache_graphs = cache_graphs
+        self.val_sources = dict(val_datasets or {})
         self.train_sets: dict[str, datasets.Dataset] = {}
         self.val_sets: dict[str, datasets.Dataset] = {}
         self._resume_step: int | None = None
@@ -182,6 +183,9 @@ class MultiTaskDataModule(pl.LightningDataModule):
             return
         for index, (head, source) in enumerate(self.sources.items()):
             data = load(source)
+            if head in self.val_sources:
+                self.train_sets[head], self.val_sets[head] = data, load(self.val_sources[head])
+                continue
             train, val = split_indices(len(data), self.val_fraction, self.seed + index)
             self.train_sets[head], self.val_sets[head] = data.select(train), data.select(val)
 
@@ -209,7 +213,7 @@ class MultiTaskDataModule(pl.LightningDataModule):
         sampler = MultiTaskBatchSampler(
             sizes, [probs[h] for h in heads], self.batch_size, steps, self.seed, rank, world
         )
-        sampler.start_step = self._resume_step
+        sampler.next_step = self._resume_step or 0
         self._resume_step = None
         concat = ConcatDataset([self._graphs(self.train_sets[h], h) for h in heads])
         return DataLoader(

@@ -46,13 +46,13 @@ def test_order_is_a_function_of_the_step_so_resume_is_exact():
         return MultiTaskBatchSampler([10, 7], [0.5, 0.5], batch_size=3, steps_per_epoch=5, seed=7)
 
     full = make()
-    uninterrupted = [b for epoch in range(3) for b in (full.set_epoch(epoch), list(full))[1]]
+    uninterrupted = [batch for _ in range(3) for batch in full]  # three epochs, as Lightning iterates
+    assert uninterrupted == [full.batch(step) for step in range(15)]  # each epoch goes on, none repeats
+    assert uninterrupted[:5] != uninterrupted[5:10]
     resumed = make()
-    resumed.start_step = 7  # killed after 7 steps: epoch 1, batch 2
-    resumed.set_epoch(1)
+    resumed.next_step = 7  # killed after 7 steps: epoch 1, batch 2
     tail = list(resumed)
     assert len(tail) == 3  # the rest of epoch 1
-    resumed.set_epoch(2)
     tail += list(resumed)
     assert tail == uninterrupted[7:]
     other_seed = MultiTaskBatchSampler([10, 7], [0.5, 0.5], batch_size=3, steps_per_epoch=5, seed=8)

@@ -12,10 +12,8 @@ from pathlib import Path
 import ase
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from torch_geometric.loader import DataLoader
 
 from lam.data.datamodule import MultiTaskDataModule
-from lam.data.datasets import GraphDataset
 from lam.data.splits import Split
 from lam.data.statistics import force_rms
 from lam.model.lam import LAM
@@ -71,6 +69,44 @@ def build_task(model: LAM, options: FinetuneOptions) -> LAMTask:
     )
 
 
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def last_checkpoint(log_dir: Path) -> Path:
+    """Where a fine-tuning run keeps its latest full training state (for ``--resume``)."""
+    return Path(log_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
+
+
+def callbacks_for(head: str, split: Split, options: FinetuneOptions, log_dir: Path) -> list:
+    """Periodic full-state checkpoints, and with validation frames early stopping and the best weights.
+
+    With ``options.progress`` a line per validation reports the current errors.
+    """
+    directory = Path(log_dir) / CHECKPOINT_DIR
+    if not split.val:
+        every = options.checkpoint_every
+        return [ModelCheckpoint(directory, save_last=True, save_top_k=0, every_n_train_steps=every)]
+    # saved right after a validation (an epoch is val_every steps), so the early-stopping and best-model
+    # state in the checkpoint include it: a resumed run then decides exactly as an uninterrupted one
+    # (one file, overwritten: Lightning's save_last only follows a top-k save, and there is none here)
+    periodic = ModelCheckpoint(
+        dirpath=directory, filename=LAST_CHECKPOINT.removesuffix(".ckpt"), save_top_k=1,
+        enable_version_counter=False, save_on_train_epoch_end=False,
+        every_n_epochs=max(1, options.checkpoint_every // options.val_every),
+    )
+    monitor = early_stopping_metric(head, split.val)
+    # all three act at the end of a validation (Lightning runs checkpoint callbacks last), never at the
+    # end of a training epoch, which a resumed run would replay without validation metrics
+    best = ModelCheckpoint(
+        dirpath=directory, filename="best", monitor=monitor, mode="min", save_top_k=1,
+        save_on_train_epoch_end=False,
+    )
+    stop = EarlyStopping(monitor, patience=options.patience, mode="min", check_on_train_epoch_end=False)
+    callbacks = [stop, best, periodic]
+    return callbacks + ([ValidationProgress()] if options.progress else [])
+
+
 def train(
     model: LAM,
     head: str,
@@ -80,6 +116,10 @@ def train(
     replay: dict[str, list[ase.Atoms]] | None = None,
 ) -> int:
     """Train ``head`` (and ``replay`` heads) with early stopping; the best validated weights are kept.
+
+    With ``options.resume`` and a checkpoint in ``log_dir``, training continues from it exactly: the
+    data order is a function of the step (:class:`~lam.data.datamodule.MultiTaskBatchSampler`) and the
+    checkpoint holds the weights, optimiser, schedule, early-stopping state and the next step.
 
     Returns:
         The number of optimiser steps taken.
@@ -100,28 +140,18 @@ def train(
         cutoff=model.cutoff,
         steps_per_epoch=min(options.val_every, options.max_steps),
         cache_graphs=True,  # a fine-tuning set is small: its neighbour lists are built once
+        val_datasets={head: split.val} if split.val else None,
     )
-    callbacks, val_loader = [], None
-    if split.val:
-        monitor = early_stopping_metric(head, split.val)
-        # best-so-far weights under the logger's run folder (version_N/checkpoints)
-        checkpoint = ModelCheckpoint(monitor=monitor, mode="min", save_top_k=1)
-        callbacks = [EarlyStopping(monitor=monitor, patience=options.patience, mode="min"), checkpoint]
-        if options.progress:
-            callbacks.append(ValidationProgress())
-        graphs = GraphDataset(split.val, model.cutoff, head=head, cache=True)
-        val_loader = DataLoader(graphs, batch_size=options.batch_size)
+    callbacks = callbacks_for(head, split, options, log_dir)
     trainer = build_trainer(
-        options,
-        max_steps=options.max_steps,
-        run_dir=log_dir,
-        name=head,
-        callbacks=callbacks,
+        options, max_steps=options.max_steps, run_dir=log_dir, name=head, callbacks=callbacks,
         val_every=options.val_every,
     )
-    trainer.fit(task, train_dataloaders=data.train_dataloader(), val_dataloaders=val_loader)
-    if callbacks and checkpoint.best_model_path:
-        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+    last = last_checkpoint(log_dir)
+    trainer.fit(task, datamodule=data, ckpt_path=last if options.resume and last.is_file() else None)
+    best = next((c for c in callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
+    if best is not None and best.best_model_path:
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         task.load_state_dict(state)
     model.cpu()
     return int(trainer.global_step)

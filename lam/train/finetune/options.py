@@ -25,7 +25,9 @@ class FinetuneOptions(TrainerOptions):
         data: labelled frames: any file ``lam data convert`` reads (extxyz, .db, DeePMD folder...) or a
             registered dataset name. From Python with frames given, the name recorded in the card.
         out: output model folder (default: ``finetuned_<head name>``).
-        overwrite: replace a model already in ``out``.
+        overwrite: write into an ``out`` folder that already holds files (lam replaces only its own).
+        resume: continue a killed run from ``out/logs/checkpoints/last.ckpt`` (same options and data);
+            without a checkpoint there it starts afresh.
         test_data: separate labelled test frames (then ``data`` is split into train and validation only).
         head: pretrained head to start from, ``auto`` (best zero-shot after the energy refit) or ``new``.
         name: name of the fine-tuned head (default: from the data's file or dataset name).
@@ -42,6 +44,7 @@ class FinetuneOptions(TrainerOptions):
         seed: seed of the split, the replay sample and the training.
         patience: validation checks without improvement before early stopping.
         val_every: optimiser steps between validation checks.
+        checkpoint_every: optimiser steps between checkpoints of the whole training state (for resume).
         replay_frames: frames sampled from each pretraining dataset under ``mode=replay``.
         auto_frames: training frames used to rank heads under ``head=auto``.
         final_lr_ratio: learning rate at ``max_steps`` over ``lr`` (exponential decay, DeePMD's
@@ -64,6 +67,7 @@ class FinetuneOptions(TrainerOptions):
     data: str | None = None
     out: Path | None = None
     overwrite: bool = False
+    resume: bool = False
     test_data: str | None = None
     head: str = "auto"
     name: str | None = None
@@ -77,6 +81,7 @@ class FinetuneOptions(TrainerOptions):
     seed: int = 0
     patience: int = 10
     val_every: int = 50
+    checkpoint_every: int = 50
     replay_frames: int = 100
     auto_frames: int = 20
     final_lr_ratio: float = 0.05
@@ -89,11 +94,13 @@ class FinetuneOptions(TrainerOptions):
     limit_pref_s: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.max_steps < 0 or self.batch_size < 1 or self.val_every < 1 or self.patience < 1:
+        positive = (self.batch_size, self.val_every, self.patience, self.checkpoint_every)
+        if self.max_steps < 0 or min(positive) < 1:
             raise ValueError(
-                f"finetune: max_steps must be >= 0 and batch_size, val_every, patience >= 1, got "
-                f"max_steps={self.max_steps}, batch_size={self.batch_size}, val_every={self.val_every}, "
-                f"patience={self.patience}"
+                f"finetune: max_steps must be >= 0 and batch_size, val_every, patience, checkpoint_every "
+                f">= 1, got max_steps={self.max_steps}, batch_size={self.batch_size}, "
+                f"val_every={self.val_every}, patience={self.patience}, "
+                f"checkpoint_every={self.checkpoint_every}"
             )
         if not (0.0 <= self.val_fraction < 1.0 and 0.0 <= self.test_fraction < 1.0):
             raise ValueError(

@@ -24,7 +24,7 @@ from lam.hub.models import load_model_and_ref
 from lam.hub.outputs import refuse_existing_model, write_json
 from lam.model.lam import LAM
 from lam.train.evaluate import evaluate, format_table
-from lam.train.finetune.fit import train
+from lam.train.finetune.fit import last_checkpoint, train
 from lam.train.finetune.options import FinetuneOptions
 from lam.train.finetune.prepare import (
     Prepared,
@@ -82,7 +82,9 @@ def finetune(
     if options.data is None:
         raise ValueError("lam finetune needs --data DATA (a labelled file or a registered dataset name)")
     out = output_folder(options)
-    refuse_existing_model(out, options.overwrite)
+    resuming = options.resume and last_checkpoint(out / "logs").is_file()
+    if not resuming:  # a resumed run writes into the folder its first part made
+        refuse_existing_model(out, options.overwrite)
     frames = list(frames) if frames is not None else load_frames(options.data)
     if test_frames is None and options.test_data is not None:
         test_frames = load_frames(options.test_data)

@@ -1,0 +1,76 @@
+"""A fine-tuning killed mid-run and resumed ends with the weights of an uninterrupted run."""
+
+import dataclasses
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import ase.io
+import torch
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from safetensors.torch import load_file
+
+from lam.model.config import HeadSpec, preset
+from lam.testing import build_model
+
+
+def _run(parent: Path, data: Path, out: Path, resume: bool, kill_after: int | None = None):
+    """Fine-tune in a fresh process; ``kill_after`` ends it like ``kill -9`` at that step."""
+    killer = ""
+    if kill_after is not None:
+        killer = textwrap.dedent(f"""
+            import os, lightning.pytorch as pl, lam.train.finetune.fit as fit
+            class Kill(pl.Callback):
+                def on_train_batch_start(self, trainer, *args):
+                    if trainer.global_step == {kill_after}:
+                        os._exit(9)
+            build = fit.build_trainer
+            def patched(*a, **k):
+                trainer = build(*a, **k)
+                trainer.callbacks.insert(0, Kill())
+                return trainer
+            fit.build_trainer = patched
+            """)
+    code = killer + textwrap.dedent(f"""
+        import torch; torch.set_num_threads(1)
+        from lam.train.finetune import FinetuneOptions, finetune
+        finetune(FinetuneOptions(model={str(parent)!r}, data={str(data)!r}, out={str(out)!r}, head="a",
+                                 max_steps=8, val_every=2, checkpoint_every=2, batch_size=2, lr=1e-2,
+                                 patience=10, resume={resume}, progress=False))
+        """)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_killed_finetuning_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    model = build_model(dataclasses.replace(preset("student"), heads=(HeadSpec("a"),)))
+    model.heads["a"].set_energy_references({29: -4.0, 13: -3.0})
+    model.save_pretrained(tmp_path / "parent")
+    frames = []
+    for seed in range(12):
+        atoms = bulk("Cu", cubic=True)
+        atoms.symbols[: seed % 3] = "Al"
+        atoms.rattle(0.05, seed=seed)
+        atoms.calc = EMT()
+        atoms.get_forces()
+        frames.append(atoms)
+    ase.io.write(tmp_path / "data.extxyz", frames)
+    parent, data = tmp_path / "parent", tmp_path / "data.extxyz"
+    straight = _run(parent, data, tmp_path / "straight", resume=False)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    killed = _run(parent, data, tmp_path / "killed", resume=False, kill_after=5)
+    assert killed.returncode == 9, killed.stderr[-3000:]
+    assert not (tmp_path / "killed" / "model.safetensors").exists()
+    again = _run(parent, data, tmp_path / "killed", resume=False)  # not resuming: the folder is taken
+    assert again.returncode != 0 and "already holds" in again.stderr
+    resumed = _run(parent, data, tmp_path / "killed", resume=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = load_file(tmp_path / "straight" / "model.safetensors")
+    b = load_file(tmp_path / "killed" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    start = model.state_dict()
+    moved = [k for k in a if k.startswith("descriptor") and not torch.equal(a[k], start[k].to(a[k].dtype))]
+    assert moved  # training changed the weights: the comparison is not between untouched copies
