@@ -37,3 +37,21 @@ def stress_3x3(stress: object) -> np.ndarray:
 def stress_voigt(stress: object) -> np.ndarray:
     """[3, 3] stress as ASE's Voigt [6] (xx yy zz yz xz xy)."""
     return full_3x3_to_voigt_6_stress(np.asarray(stress, dtype=np.float64).reshape(3, 3))
+
+
+def missing_label_message(frames: list[ase.Atoms], labels: tuple[str, ...], source: str) -> str | None:
+    """One sentence on the frames of ``source`` that lack any of ``labels`` (None when none does).
+
+    Such frames still train the labels they have; the sentence names how many lack what, and the
+    first few frame ids, so that none is left out silently.
+    """
+    parts = []
+    for name in labels:
+        lacking = [i for i, atoms in enumerate(frames) if raw_label(atoms, name) is None]
+        ids = [str(frames[i].info.get("frame_id", f"#{i}")) for i in lacking]
+        if ids:
+            first = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+            parts.append(f"{len(ids)} of {len(frames)} frames have no {name} ({first})")
+    if not parts:
+        return None
+    return f"{source}: {'; '.join(parts)}: they are left out of those terms of the loss"

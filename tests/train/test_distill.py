@@ -161,3 +161,16 @@ def test_strain_deforms_only_periodic_cells() -> None:
     assert not np.allclose(strained.cell.array, bulk.cell.array)
     assert np.abs(np.linalg.solve(bulk.cell.array, strained.cell.array) - np.eye(3)).max() <= 0.05
     assert np.allclose(run_md(cluster, calc, options, seed=0, name="c")[0].cell.array, cluster.cell.array)
+
+
+def test_a_collapsed_frame_is_rejected_not_labelled() -> None:
+    """A 0.55 Å dimer that the MD drives to 0.30 Å was once labelled and trained on."""
+    torch.manual_seed(0)
+    calc = LAMCalculator(LAM(preset("student")).double())
+    squeezed = periodic_alloy(repeat=1)
+    squeezed.positions[1] = squeezed.positions[0] + [0.3, 0.0, 0.0]
+    rejected: list = []
+    frames = run_md(squeezed, calc, FAST, seed=0, name="s", rejected=rejected)
+    assert frames == [] and len(rejected) == 1
+    assert rejected[0]["frame_id"].startswith("s#0")
+    assert "distance" in rejected[0]["field"] + rejected[0]["reason"]

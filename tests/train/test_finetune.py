@@ -317,3 +317,19 @@ def test_training_frames_without_forces_are_warned_about_and_recorded(tmp_path: 
         run_finetune(str(parent), eos_frames() + rattled[:1], tmp_path / "mixed", options, "mixed.extxyz")
     assert json.loads((tmp_path / "mixed" / "finetune.json").read_text())["train_frames_with_forces"] == 1
     assert "Warning" not in (tmp_path / "mixed" / "README.md").read_text()
+
+
+def test_frames_missing_a_label_are_counted_and_named(tmp_path: Path) -> None:
+    parent = parent_folder(tmp_path)
+    frames = emt_frames(8)
+    for index in (2, 5):  # energies but no forces
+        atoms = frames[index]
+        atoms.calc = SinglePointCalculator(atoms, energy=atoms.get_potential_energy())
+        atoms.info["frame_id"] = f"cu.extxyz#{index}"
+    options = dataclasses.replace(FAST, max_steps=0, val_fraction=0.0, test_fraction=0.0)
+    with pytest.warns(UserWarning, match=r"2 of 8 frames have no forces \(cu.extxyz#2, cu.extxyz#5\)"):
+        run_finetune(str(parent), frames, tmp_path / "warned", options, "cu.extxyz")
+    with pytest.raises(ValueError, match="2 of 8 frames have no forces"):
+        strict = dataclasses.replace(options, require_labels=True)
+        run_finetune(str(parent), frames, tmp_path / "refused", strict, "cu.extxyz")
+    assert not (tmp_path / "refused").exists()

@@ -13,15 +13,20 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
 from lam.calculator import LAMCalculator
+from lam.data.validate import InvalidFrameError, validate_atoms
 from lam.model.lam import LAM
 from lam.train.distill.options import DistillOptions
 
 
 def run_md(
     start: ase.Atoms, calc: LAMCalculator, options: DistillOptions, seed: int, name: str,
-    max_force: float | None = None, include_start: bool = True,
+    max_force: float | None = None, include_start: bool = True, rejected: list[dict] | None = None,
 ) -> list[ase.Atoms]:
     """Langevin NVT from ``start``; every ``sample_every``-th frame (unlabelled, no calculator).
+
+    Every kept frame must pass :func:`~lam.data.validate.validate_atoms` (no two atoms closer than
+    ``options.min_distance``): a trajectory that collapses stops there, and the frame is recorded in
+    ``rejected`` instead of being labelled and trained on.
 
     Args:
         start: starting structure (not modified).
@@ -31,6 +36,7 @@ def run_md(
         name: prefix of the frames' ``frame_id`` (``{name}-step{n}``).
         max_force: stop early when a force component exceeds this (eV/Å); None: never.
         include_start: keep step 0 (off when another trajectory already sampled this start).
+        rejected: receives ``{"frame_id", "field", "reason"}`` for each frame refused by validation.
     """
     rng = np.random.default_rng(seed)
     atoms = start.copy()
@@ -46,8 +52,15 @@ def run_md(
         runaway = max_force is not None and float(np.abs(atoms.get_forces()).max()) > max_force
         if (md.nsteps % options.sample_every == 0 and (md.nsteps > 0 or include_start)) or runaway:
             # geometry only (no calculator, no velocities): the teacher labels it later
-            frames.append(ase.Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc,
-                                    info={"frame_id": f"{name}-step{md.nsteps}"}))
+            frame = ase.Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc,
+                              info={"frame_id": f"{name}-step{md.nsteps}"})
+            try:
+                validate_atoms(frame, name, md.nsteps, min_distance=options.min_distance)
+            except InvalidFrameError as error:  # collapsed: atoms on top of each other
+                if rejected is not None:
+                    rejected.append(error.to_dict())
+                break
+            frames.append(frame)
         if runaway:
             break
     return frames
@@ -73,19 +86,24 @@ def split_holdout(frames: Sequence[ase.Atoms], fraction: float, seed: int) -> tu
 
 def explore(
     round_index: int, starts: Sequence[ase.Atoms], teacher_calc: LAMCalculator, student: LAM, head: str,
-    options: DistillOptions,
+    options: DistillOptions, rejected: list[dict] | None = None,
 ) -> tuple[list[ase.Atoms], list[ase.Atoms]]:
-    """This round's (teacher-driven, student-driven) frames, labelled by the teacher."""
+    """This round's (teacher-driven, student-driven) frames, labelled by the teacher.
+
+    Both drivers stop a trajectory at a force above ``options.max_force`` or a frame that fails
+    validation (recorded in ``rejected``).
+    """
     seed = options.seed * 1000 + round_index * 100
     # a start is kept once (round 1, teacher): copies would leak between training and held-out frames
     by_teacher = [f for i, s in enumerate(starts)
                   for f in run_md(s, teacher_calc, options, seed + i, f"r{round_index}-teacher-s{i}",
-                                  include_start=round_index == 1)]
+                                  max_force=options.max_force, include_start=round_index == 1,
+                                  rejected=rejected)]
     by_student = []
     if round_index > 1:
         # a copy: the calculator freezes the model it holds, and this student trains on
         student_calc = LAMCalculator(copy.deepcopy(student), head=head, dtype=options.dtype)
         by_student = [f for i, s in enumerate(starts)
                       for f in run_md(s, student_calc, options, seed + 50 + i, f"r{round_index}-student-s{i}",
-                                      max_force=options.max_force, include_start=False)]
+                                      max_force=options.max_force, include_start=False, rejected=rejected)]
     return label_frames(by_teacher, teacher_calc), label_frames(by_student, teacher_calc)

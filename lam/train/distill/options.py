@@ -33,8 +33,10 @@ class DistillOptions(TrainerOptions):
         lr: peak learning rate of each round.
         batch_size: frames per training batch.
         holdout_fraction: fraction of each round's labelled frames held out (at least one frame).
-        max_force: a student-driven trajectory stops at a force component above this, eV/Å (it
-            has left the region it knows; that frame is still labelled and trained on).
+        max_force: a trajectory (teacher- or student-driven) stops at a force component above this,
+            eV/Å (it has left the region the models know; that frame is still labelled and trained on).
+        min_distance: a trajectory stops at a frame with two atoms closer than this, Å; that frame is
+            not labelled but listed in the report (``rejected_frames``).
         stress_weight: loss prefactor of the stress term ((eV/Å^3)^-2); 0 trains on energy and forces.
         dtype: floating dtype of the student (training, student MD and the speed comparison).
         seed: seed of the student's initialisation, MD, splits and training.
@@ -60,6 +62,7 @@ class DistillOptions(TrainerOptions):
     batch_size: int = 4
     holdout_fraction: float = 0.2
     max_force: float = 20.0
+    min_distance: float = 0.5
     stress_weight: float = 0.0
     dtype: Literal["float32", "float64"] = "float32"
     seed: int = 0

@@ -43,6 +43,8 @@ def format_round(record: dict[str, Any]) -> str:
             f"E MAE {1000 * held['energy_mae_per_atom']:.2f} meV/atom, "
             f"F RMSE {1000 * held['force_rmse']:.2f} meV/Å "
             f"(teacher force RMS {1000 * record['holdout_teacher_force_rms']:.1f} meV/Å)")
+    if record.get("rejected_frames"):
+        line += f"; {len(record['rejected_frames'])} collapsed frame(s) not labelled"
     before = record["new_frames_before_training"]
     if before is not None:
         line += f"; new frames before training: F RMSE {1000 * before['force_rmse']:.2f} meV/Å"
@@ -54,7 +56,8 @@ def run_round(
     teacher_calc: LAMCalculator, student: LAM, head: str, options: DistillOptions, log_dir: Path,
 ) -> dict[str, Any]:
     """Explore, label, split (extends ``train_frames``, ``holdout``), train, measure: the round's record."""
-    by_teacher, by_student = explore(round_index, starts, teacher_calc, student, head, options)
+    rejected: list[dict] = []
+    by_teacher, by_student = explore(round_index, starts, teacher_calc, student, head, options, rejected)
     new = by_teacher + by_student
     # the current student on frames it has never seen: where it goes wrong (DP-GEN's signal)
     before = error_metrics(predict(student, new, head)) if round_index > 1 else None
@@ -66,7 +69,8 @@ def run_round(
               "frames_student_md": len(by_student), "train_frames": len(train_frames),
               "holdout_frames": len(holdout), "steps": steps, "new_frames_before_training": before,
               "holdout": error_metrics(predict(student, holdout, head)),  # student vs teacher
-              "holdout_teacher_force_rms": force_rms(holdout)}  # eV/Å: the scale errors compare to
+              "holdout_teacher_force_rms": force_rms(holdout),  # eV/Å: the scale errors compare to
+              "rejected_frames": rejected}  # collapsed MD frames, never labelled
     return record
 
 

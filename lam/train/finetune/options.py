@@ -29,6 +29,8 @@ class FinetuneOptions(TrainerOptions):
         resume: continue a killed run from ``out/logs/checkpoints/last.ckpt`` (same options and data);
             without a checkpoint there it starts afresh.
         test_data: separate labelled test frames (then ``data`` is split into train and validation only).
+        require_labels: refuse data in which some frame lacks an energy or forces (otherwise a warning
+            counts them and names the first; they train only the labels they have).
         head: pretrained head to start from, ``auto`` (best zero-shot after the energy refit) or ``new``.
         name: name of the fine-tuned head (default: from the data's file or dataset name).
         mode: ``full`` (all weights train), ``frozen`` (descriptor fixed, head only) or ``replay`` (also
@@ -69,6 +71,7 @@ class FinetuneOptions(TrainerOptions):
     overwrite: bool = False
     resume: bool = False
     test_data: str | None = None
+    require_labels: bool = False
     head: str = "auto"
     name: str | None = None
     mode: Mode = "full"

@@ -17,6 +17,7 @@ from pathlib import Path
 import ase
 from ase.data import chemical_symbols
 
+from lam.data.labels import missing_label_message
 from lam.data.sources import load_frames
 from lam.data.splits import split_frames
 from lam.hub.card import CARD_FILE, Lineage, finetuned_card
@@ -86,6 +87,11 @@ def finetune(
     if not resuming:  # a resumed run writes into the folder its first part made
         refuse_existing_model(out, options.overwrite)
     frames = list(frames) if frames is not None else load_frames(options.data)
+    missing = missing_label_message(frames, ("energy", "forces"), str(options.data))
+    if missing and options.require_labels:
+        raise ValueError(missing)
+    if missing:
+        warnings.warn(missing + " (--require-labels refuses such data)", stacklevel=2)
     if test_frames is None and options.test_data is not None:
         test_frames = load_frames(options.test_data)
     model, parent = load_model_and_ref(options.model)
