@@ -19,6 +19,25 @@ from lam import keys
 from lam.data.labels import read_label, stress_3x3
 from lam.data.neighbors import neighbor_list
 
+# neighbours per atom within a cutoff beyond which a structure is not condensed matter (dense metals
+# have about 80 within 5 Å, 170 within 6 Å): a cell in Bohr read as Å, or atoms stacked on each other
+MAX_NEIGHBORS_PER_ATOM = 1000
+
+
+def check_density(n_edges: int, n_atoms: int, cutoff: float, frame_id: str) -> None:
+    """Refuse a structure with more than :data:`MAX_NEIGHBORS_PER_ATOM` neighbours per atom.
+
+    Such a structure is a unit or cell mistake; evaluating it would run until memory is exhausted
+    (a 0.55 Å lattice has 3,118 neighbours per atom within 5 Å).
+    """
+    per_atom = n_edges / max(n_atoms, 1)
+    if per_atom > MAX_NEIGHBORS_PER_ATOM:
+        raise ValueError(
+            f"{frame_id or 'structure'}: {per_atom:.0f} neighbours per atom within {cutoff} Å (condensed "
+            "matter has tens to a few hundred): the cell or positions are wrong (Å expected), or the atoms "
+            "overlap"
+        )
+
 
 def _label_fields(
     energy: float | None, forces: object | None, stress: object | None, n_atoms: int, as_float: Callable
@@ -76,6 +95,7 @@ class AtomicGraph(Data):
         if neighbors is None:
             neighbors = neighbor_list(positions, cell, pbc, cutoff)
         edge_index, cell_shift = neighbors
+        check_density(edge_index.shape[1], n_atoms, cutoff, frame_id)
         as_float = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype)  # noqa: E731
         return cls(
             **{

@@ -85,3 +85,14 @@ def test_float32_graph(frames: list[ase.Atoms]) -> None:
     graph = AtomicGraph.from_atoms(frames[0], cutoff=3.0, dtype=torch.float32)
     assert graph[keys.POSITIONS].dtype == torch.float32 and graph[keys.FORCES].dtype == torch.float32
     assert graph[keys.EDGE_INDEX].dtype == torch.long
+
+
+def test_an_impossibly_dense_structure_is_refused_before_evaluation() -> None:
+    """A 0.55 Å lattice (a unit mistake) once ran until the allocator failed."""
+    import pytest
+    from ase.build import bulk
+
+    dense = bulk("Ta", "sc", a=0.55).repeat(2)
+    with pytest.raises(ValueError, match=r"ta#0: \d+ neighbours per atom within 5.0 Å"):
+        AtomicGraph.from_atoms(dense, 5.0, frame_id="ta#0")
+    AtomicGraph.from_atoms(bulk("W", "bcc", a=3.16).repeat(2), 6.0)  # a dense real metal is fine

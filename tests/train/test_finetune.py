@@ -333,3 +333,26 @@ def test_frames_missing_a_label_are_counted_and_named(tmp_path: Path) -> None:
         strict = dataclasses.replace(options, require_labels=True)
         run_finetune(str(parent), frames, tmp_path / "refused", strict, "cu.extxyz")
     assert not (tmp_path / "refused").exists()
+
+
+def test_labels_in_another_unit_are_warned_about(tmp_path: Path) -> None:
+    """Forces in Hartree/Bohr (51 times too small as eV/Å) are named; the same frames in eV/Å are not.
+
+    lam-mini's mlearn_elemental_pbe head predicts copper forces on the scale of EMT's (0.53 against
+    0.44 eV/Å RMS on these frames).
+    """
+    from ase.units import Bohr, Hartree
+
+    frames = emt_frames(10, third="Cu", seed=1)
+    converted = []
+    for atoms in emt_frames(10, third="Cu", seed=1):
+        atoms.calc = SinglePointCalculator(atoms, energy=atoms.get_potential_energy() / Hartree,
+                                           forces=atoms.get_forces() / (Hartree / Bohr))
+        converted.append(atoms)
+    options = dataclasses.replace(FAST, head="mlearn_elemental_pbe", max_steps=0)
+    with pytest.warns(UserWarning, match="are the forces in eV/Å"):
+        run_finetune("lam-mini", converted, tmp_path / "hartree", options, "hartree.extxyz")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_finetune("lam-mini", frames, tmp_path / "ev", options, "ev.extxyz")
+    assert not [w for w in caught if "eV/Å?" in str(w.message) or "total energies" in str(w.message)]

@@ -24,7 +24,8 @@ from lam.hub.card import CARD_FILE, Lineage, finetuned_card
 from lam.hub.models import load_model_and_ref
 from lam.hub.outputs import refuse_existing_model, write_json
 from lam.model.lam import LAM
-from lam.train.evaluate import evaluate, format_table
+from lam.train.evaluate import error_metrics, evaluate, format_table, predict
+from lam.train.finetune.checks import unit_warnings
 from lam.train.finetune.fit import last_checkpoint, train
 from lam.train.finetune.options import FinetuneOptions
 from lam.train.finetune.prepare import (
@@ -106,7 +107,12 @@ def finetune(
         warnings.warn(warning, stacklevel=2)
     # zero-shot error after the refit, on the same frames as the final test report when there are any
     before = split.test or split.val
-    step0 = evaluate(model, before, [prepared.head]) if before else {}
+    step0 = {}
+    if before:
+        parity = predict(model, before, prepared.head)
+        step0 = {prepared.head: error_metrics(parity)}
+        for message in unit_warnings(parity, str(options.data)):
+            warnings.warn(message, stacklevel=2)
     if options.progress:  # what was decided, before minutes of training
         print(describe_start(prepared, split.sizes, step0, options.max_steps), flush=True)
     out.mkdir(parents=True, exist_ok=True)
