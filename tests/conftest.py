@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import ase
@@ -77,3 +78,24 @@ def assert_same_frames(expected: list[ase.Atoms], actual: list[ase.Atoms], exact
                 if name == "stress":
                     x, y = stress_3x3(x), stress_3x3(y)
                 check(np.asarray(x, dtype=float), np.asarray(y, dtype=float), err_msg=f"frame {k} {name}")
+
+
+def kill_at_step(module: str, builder: str, step: int) -> str:
+    """Python source that makes ``module.builder``'s Trainer die like ``kill -9`` at ``step``.
+
+    For tests of resuming: prepended to the code a subprocess runs. The process exits at the start of
+    optimizer step ``step``, with no teardown and no saving.
+    """
+    return textwrap.dedent(f"""
+        import os, lightning.pytorch as pl, {module} as target
+        class Kill(pl.Callback):
+            def on_train_batch_start(self, trainer, *args):
+                if trainer.global_step == {step}:
+                    os._exit(9)
+        build = target.{builder}
+        def patched(*a, **k):
+            trainer = build(*a, **k)
+            trainer.callbacks.insert(0, Kill())
+            return trainer
+        target.{builder} = patched
+        """)

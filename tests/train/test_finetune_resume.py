@@ -10,6 +10,7 @@ import ase.io
 import torch
 from ase.build import bulk
 from ase.calculators.emt import EMT
+from conftest import kill_at_step
 from safetensors.torch import load_file
 
 from lam.model.config import HeadSpec, preset
@@ -18,21 +19,7 @@ from lam.testing import build_model
 
 def _run(parent: Path, data: Path, out: Path, resume: bool, kill_after: int | None = None):
     """Fine-tune in a fresh process; ``kill_after`` ends it like ``kill -9`` at that step."""
-    killer = ""
-    if kill_after is not None:
-        killer = textwrap.dedent(f"""
-            import os, lightning.pytorch as pl, lam.train.finetune.fit as fit
-            class Kill(pl.Callback):
-                def on_train_batch_start(self, trainer, *args):
-                    if trainer.global_step == {kill_after}:
-                        os._exit(9)
-            build = fit.build_trainer
-            def patched(*a, **k):
-                trainer = build(*a, **k)
-                trainer.callbacks.insert(0, Kill())
-                return trainer
-            fit.build_trainer = patched
-            """)
+    killer = "" if kill_after is None else kill_at_step("lam.train.finetune.fit", "build_trainer", kill_after)
     code = killer + textwrap.dedent(f"""
         import torch; torch.set_num_threads(1)
         from lam.train.finetune import FinetuneOptions, finetune

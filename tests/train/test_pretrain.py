@@ -11,6 +11,7 @@ import ase.io
 import numpy as np
 import pytest
 import torch
+from conftest import kill_at_step
 from safetensors.torch import load_file
 
 from lam.model.lam import LAM
@@ -72,20 +73,8 @@ def test_shipped_recipes_parse_and_unknown_keys_are_named(tmp_path):
 def _run(recipe: Path, run_dir: Path, kill_after: int | None = None) -> subprocess.CompletedProcess:
     """Pretrain in a fresh process; ``kill_after`` ends it abruptly (os._exit) after that many steps."""
     killer = ""
-    if kill_after is not None:  # patch in a callback that dies like a killed job: no teardown, no saving
-        killer = textwrap.dedent(f"""
-            import os, lightning.pytorch as pl, lam.train.pretrain as p
-            class Kill(pl.Callback):
-                def on_train_batch_start(self, trainer, *args):
-                    if trainer.global_step == {kill_after}:
-                        os._exit(9)
-            build = p.build_pretrain_trainer
-            def patched(*a, **k):
-                trainer = build(*a, **k)
-                trainer.callbacks.insert(0, Kill())
-                return trainer
-            p.build_pretrain_trainer = patched
-            """)
+    if kill_after is not None:
+        killer = kill_at_step("lam.train.pretrain", "build_pretrain_trainer", kill_after)
     code = killer + textwrap.dedent(f"""
         import torch; torch.set_num_threads(1)
         from lam.train.pretrain import PretrainOptions, pretrain
