@@ -95,11 +95,12 @@ def main() -> None:
     shows the traceback instead.
     """
     from lam.cpu_memory import reuse_freed_memory
+    from lam.errors import LamError
 
     reuse_freed_memory()  # the command line opts in for large systems: see lam/cpu_memory.py
     try:
         run(sys.argv[1:])
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError) as error:
+    except (LamError, ValueError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError) as error:
         if os.environ.get("LAM_DEBUG"):
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error

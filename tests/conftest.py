@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from ase.build import bulk, fcc111, molecule
 from ase.calculators.singlepoint import SinglePointCalculator
 
 torch.set_num_threads(1)
+
+sys.path.insert(0, str(Path(__file__).parent / "hub"))
+from hub_fixture import hub  # noqa: E402, F401  (the fake Hugging Face Hub fixture of tests/hub)
 
 IO_FIXTURES = Path(__file__).parent / "data" / "fixtures" / "io"
 

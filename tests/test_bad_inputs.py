@@ -89,3 +89,16 @@ def test_finetune_into_a_folder_with_a_users_files_changes_nothing(tmp_path, cap
                        "--max-steps", "5"], capsys, monkeypatch)
     assert status == 2 and "notes.txt" in err and "--overwrite" in err
     assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "my notes"
+
+
+def test_user_errors_share_one_base_and_keep_their_builtin_kind() -> None:
+    from lam.data.readers import EmptyInputError
+    from lam.data.registry import UnknownDatasetError
+    from lam.data.validate import InvalidFrameError
+    from lam.errors import LamError
+    from lam.hub.coverage import UnseenElementError
+    from lam.model.serialization import IntegrityError
+
+    for error in (EmptyInputError, InvalidFrameError, UnseenElementError, IntegrityError):
+        assert issubclass(error, LamError) and issubclass(error, ValueError)
+    assert issubclass(UnknownDatasetError, LamError) and issubclass(UnknownDatasetError, LookupError)

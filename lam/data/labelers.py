@@ -23,6 +23,8 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.units import Bohr, Hartree
 from tqdm.auto import tqdm
 
+from lam.errors import LamError
+
 _XTB_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
 _CITATIONS = {
     "emt": "K. W. Jacobsen, P. Stoltze, J. K. Norskov, Surf. Sci. 366, 394 (1996)",
@@ -32,7 +34,7 @@ _CITATIONS = {
 }
 
 
-class LabelingError(RuntimeError):
+class LabelingError(LamError, RuntimeError):
     """A reference calculation failed for one frame (e.g. SCF not converged)."""
 
     def __init__(self, index: int, frame_id: str, spec: str, reason: str) -> None:

@@ -42,13 +42,14 @@ from lam.data.training_format import (
     row_to_atoms,
 )
 from lam.data.validate import InvalidFrameError, validate_atoms
+from lam.errors import LamError
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _DECOMPRESSORS = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
 _RawFrame = tuple[str, int, "ase.Atoms | InvalidFrameError"]
 
 
-class EmptyInputError(ValueError):
+class EmptyInputError(LamError, ValueError):
     """A data source without a single usable frame."""
 
 

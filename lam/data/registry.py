@@ -27,6 +27,7 @@ from ase.data import chemical_symbols
 from lam.data import training_format
 from lam.data.converters import CONVERTERS
 from lam.data.statistics import data_checksum
+from lam.errors import LamError
 
 # The only units lam stores; a card declaring anything else (kcal/mol, Ha, bohr, GPa) is rejected
 # rather than silently mixed with eV/Å data.
@@ -39,7 +40,7 @@ REQUIRED_FIELDS = (
 OPTIONAL_FIELDS = ("files", "checksums", "default_head", "provenance")
 
 
-class CardError(ValueError):
+class CardError(LamError, ValueError):
     """A registry card that does not follow the schema; names the card file and the field."""
 
     def __init__(self, path: Path | str, field: str, reason: str) -> None:
@@ -47,11 +48,11 @@ class CardError(ValueError):
         super().__init__(f"{path}: field '{field}': {reason}")
 
 
-class UnknownDatasetError(LookupError):
+class UnknownDatasetError(LamError, LookupError):
     """No card of that name; the message lists the known names."""
 
 
-class ChecksumError(ValueError):
+class ChecksumError(LamError, ValueError):
     """A shipped file whose sha256 differs from the one recorded in its card."""
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import vesin
 
 from lam.data.labels import raw_label
+from lam.errors import LamError
 
 #: Labels a frame may carry, in the units of the training format (eV, eV/Å, eV/Å^3).
 LABELS: tuple[str, ...] = ("energy", "forces", "stress")
@@ -22,7 +23,7 @@ LABELS: tuple[str, ...] = ("energy", "forces", "stress")
 _Fail = Callable[[str, str], NoReturn]
 
 
-class InvalidFrameError(ValueError):
+class InvalidFrameError(LamError, ValueError):
     """A frame that cannot be used, with where it came from and what is wrong.
 
     Attributes:

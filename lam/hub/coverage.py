@@ -11,10 +11,11 @@ from collections.abc import Iterable
 
 from ase.data import chemical_symbols
 
+from lam.errors import LamError
 from lam.model.lam import LAM
 
 
-class UnseenElementError(ValueError):
+class UnseenElementError(LamError, ValueError):
     """A head was asked about elements it was not trained on."""
 
 

@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from lam.errors import LamError
 from lam.model.config import LAMConfig
 
 CONFIG_FILE = "config.json"
@@ -28,7 +29,7 @@ WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_HASH_KEY = "weights_sha256"
 
 
-class IntegrityError(ValueError):
+class IntegrityError(LamError, ValueError):
     """A model file is damaged or is not what its folder recorded (names the file)."""
 
 

@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from lam import keys
+from lam.errors import LamError
 from lam.hub.outputs import refuse_existing_model
 
 
@@ -35,7 +36,7 @@ class EMA(WeightAveraging):
         self.decay = decay
 
 
-class NaNLossError(FloatingPointError):
+class NaNLossError(LamError, FloatingPointError):
     """The loss became NaN or infinite; the message names the step, head and frames of the batch."""
 
 

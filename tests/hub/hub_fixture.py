@@ -1,5 +1,8 @@
 """The ``hub`` fixture: a :class:`fake_hub.FakeHub` on 127.0.0.1 that ``huggingface_hub`` talks to.
 
+Registered by ``tests/conftest.py`` (one conftest for the whole suite: test modules import helpers
+with ``from conftest import ...``, and a second ``conftest`` module would shadow the first).
+
 ``huggingface_hub`` reads its configuration into ``huggingface_hub.constants`` once, at import time
 (``ENDPOINT``, ``HUGGINGFACE_CO_URL_TEMPLATE``, the cache and token paths under ``HF_HOME``,
 ``HF_HUB_OFFLINE``, ``HF_HUB_DISABLE_TELEMETRY``, ``HF_HUB_DISABLE_XET``), and the module-level ``HfApi``
