@@ -22,7 +22,7 @@ from lam.hub.card import pretrained_card
 from lam.hub.outputs import write_json
 from lam.train.callbacks import ExportModel, NaNLossGuard
 from lam.train.module import LAMTask
-from lam.train.trainer import TrainerOptions, ValidationProgress, build_trainer
+from lam.train.trainer import TrainerOptions, ValidationProgress, build_trainer, readable_checkpoint
 
 # Trainer arguments that pretrain() owns (run folder, callbacks, loggers) or that LAMTask needs fixed.
 _MANAGED_TRAINER_ARGS = {
@@ -117,7 +117,7 @@ def _resume_checkpoint(run_dir: Path, resume: bool, overwrite: bool) -> Path | N
     if not last.is_file():
         return None
     if resume:
-        return last
+        return readable_checkpoint(last)
     if not overwrite:
         raise FileExistsError(
             f"{run_dir} holds checkpoints of an earlier run; pass resume=True to continue it "

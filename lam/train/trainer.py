@@ -156,6 +156,24 @@ def build_trainer(
     )
 
 
+def readable_checkpoint(path: Path) -> Path:
+    """``path`` if it holds a loadable training checkpoint (read with ``weights_only=True``: no code runs).
+
+    Raises:
+        ValueError: a truncated or damaged checkpoint, naming it and what to do.
+    """
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # zipfile, pickle and runtime errors all mean the same here
+        raise ValueError(
+            f"{path} is truncated or damaged ({type(error).__name__}); delete it to start afresh, or "
+            "restore it from a copy"
+        ) from None
+    return path
+
+
 class ValidationProgress(Callback):
     """One line per validation: the step and the current held-out errors (meV/atom, meV/Å).
 

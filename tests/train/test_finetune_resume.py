@@ -61,3 +61,15 @@ def test_killed_finetuning_resumes_to_the_same_weights(tmp_path: Path) -> None:
     start = model.state_dict()
     moved = [k for k in a if k.startswith("descriptor") and not torch.equal(a[k], start[k].to(a[k].dtype))]
     assert moved  # training changed the weights: the comparison is not between untouched copies
+
+
+def test_a_truncated_checkpoint_is_named_not_a_traceback(tmp_path: Path) -> None:
+    import pytest
+
+    from lam.train.trainer import readable_checkpoint
+
+    damaged = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(1000)}}, damaged)
+    damaged.write_bytes(damaged.read_bytes()[:500])
+    with pytest.raises(ValueError, match="last.ckpt is truncated or damaged"):
+        readable_checkpoint(damaged)

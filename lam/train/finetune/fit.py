@@ -22,7 +22,7 @@ from lam.train.losses import EnergyForceStressLoss
 from lam.train.module import LAMTask
 from lam.train.refit import MIN_FORCE_SCALE
 from lam.train.schedules import LRSchedule
-from lam.train.trainer import ValidationProgress, build_trainer
+from lam.train.trainer import ValidationProgress, build_trainer, readable_checkpoint
 
 
 def early_stopping_metric(head: str, frames: Sequence[ase.Atoms]) -> str:
@@ -148,7 +148,8 @@ def train(
         val_every=options.val_every,
     )
     last = last_checkpoint(log_dir)
-    trainer.fit(task, datamodule=data, ckpt_path=last if options.resume and last.is_file() else None)
+    resume_from = readable_checkpoint(last) if options.resume and last.is_file() else None
+    trainer.fit(task, datamodule=data, ckpt_path=resume_from)
     best = next((c for c in callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
     if best is not None and best.best_model_path:
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
