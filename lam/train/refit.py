@@ -140,3 +140,18 @@ def rank_heads(
     informative = has_forces and (force_rms(frames) or 0.0) >= MIN_FORCE_SCALE
     key = "force_rmse" if informative else "energy_mae_per_atom"
     return sorted(rows, key=lambda row: row[1][key])
+
+
+def fit_environment(model: LAM, frames: Sequence[ase.Atoms], n_frames: int = 32) -> None:
+    """Fit a fresh model's environment-matrix normalisation on (up to ``n_frames`` of) ``frames``.
+
+    DeePMD's ``davg/dstd``: without it a fresh descriptor barely varies with geometry, its forces
+    start near zero and training hardly moves them (a fresh student then ends where predicting zero
+    forces would). Pretraining does it in ``LAMTask``; a from-scratch baseline and a distillation
+    student need it too.
+    """
+    from torch_geometric.data import Batch
+
+    dtype = next(model.parameters()).dtype
+    graphs = GraphDataset(list(frames)[:n_frames], model.cutoff, dtype=dtype)
+    model.fit_environment_statistics(Batch.from_data_list([graphs[i] for i in range(len(graphs))]))

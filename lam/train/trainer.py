@@ -80,6 +80,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
     # LAMTask casts batches to its dtype in on_after_batch_transfer on purpose, with or without a datamodule
     warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer`.*")
+    # distillation rounds train without a validation loader on purpose (agreement is measured after)
+    warnings.filterwarnings("ignore", message=r".*`validation_step` but have no `val_dataloader`.*")
 
 
 def make_logger(kind: LoggerName, run_dir: Path, name: str, version: str | None = None) -> Logger:

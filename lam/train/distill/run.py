@@ -30,6 +30,7 @@ from lam.train.distill.options import DistillOptions
 from lam.train.distill.report import PLOT_FILE, plot_agreement
 from lam.train.distill.student import build_student, compare_speed, train_student
 from lam.train.evaluate import error_metrics, predict
+from lam.train.refit import fit_environment
 
 REPORT_FILE = "distill.json"
 
@@ -59,6 +60,8 @@ def run_round(
     rejected: list[dict] = []
     by_teacher, by_student = explore(round_index, starts, teacher_calc, student, head, options, rejected)
     new = by_teacher + by_student
+    if round_index == 1:  # a fresh student: normalise its environments on what it will learn
+        fit_environment(student, new)
     # the current student on frames it has never seen: where it goes wrong (DP-GEN's signal)
     before = error_metrics(predict(student, new, head)) if round_index > 1 else None
     train, held = split_holdout(new, options.holdout_fraction, options.seed + round_index)

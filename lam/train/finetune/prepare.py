@@ -22,6 +22,7 @@ from lam.train.finetune.options import FinetuneOptions, Mode
 from lam.train.refit import (
     MIN_FORCE_SCALE,
     add_head_from_statistics,
+    fit_environment,
     pretrained_elements,
     rank_heads,
     refit_energy_references,
@@ -181,18 +182,12 @@ def refit_note(prepared: Prepared) -> str:
 def scratch_model(parent: LAM, frames: Sequence[ase.Atoms], seed: int) -> LAM:
     """A randomly initialised model of ``parent``'s architecture: the from-scratch baseline.
 
-    Like a fresh pretraining run, its environment-matrix normalisation is fitted on (up to 32 of) the
-    frames first (DeePMD's ``davg/dstd``): without it a fresh model starts with forces near zero and
-    barely trains, which would make the baseline unfairly weak.
+    Like a fresh pretraining run, its environment-matrix normalisation is fitted on the frames first
+    (:func:`~lam.train.refit.fit_environment`), so the baseline is not unfairly weak.
     """
     import torch
-    from torch_geometric.data import Batch
-
-    from lam.data.datasets import GraphDataset
 
     torch.manual_seed(seed)
-    dtype = next(parent.parameters()).dtype
-    fresh = LAM(parent.config).to(dtype)
-    graphs = GraphDataset(list(frames)[:32], fresh.cutoff, dtype=dtype)
-    fresh.fit_environment_statistics(Batch.from_data_list([graphs[i] for i in range(len(graphs))]))
+    fresh = LAM(parent.config).to(next(parent.parameters()).dtype)
+    fit_environment(fresh, frames)
     return fresh
