@@ -49,7 +49,11 @@ def train_student(
     steps = options.max_steps_per_round
     if steps == 0:
         return 0
-    loss = EnergyForceStressLoss(stress_start=options.stress_weight, stress_limit=options.stress_weight)
+    loss = EnergyForceStressLoss(
+        energy_start=options.start_pref_e, energy_limit=options.limit_pref_e,
+        forces_start=options.start_pref_f, forces_limit=options.limit_pref_f,
+        stress_start=options.stress_weight, stress_limit=options.stress_weight,
+    )
     task = LAMTask(student, loss=loss, lr=options.lr, lr_schedule=LRSchedule("exp", decay_steps=steps,
                    final_ratio=0.05), ema_decay=None, dtype=options.dtype, fit_energy_references=False)
     data = MultiTaskDataModule({head: list(frames)}, batch_size=options.batch_size, val_fraction=0.0,
