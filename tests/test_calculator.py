@@ -77,3 +77,30 @@ def test_skin_neighbour_list_searches_again_when_the_cell_or_atoms_change() -> N
     assert strained == pytest.approx(probe.get_potential_energy(), abs=1e-9)
     with pytest.raises(ValueError, match="skin"):
         LAMCalculator(calc.model, skin=-0.1)
+
+
+def test_a_committee_returns_the_mean_and_dp_gen_force_deviation() -> None:
+    import numpy as np
+
+    from lam.calculator import LAMCalculator
+    from lam.model.config import preset
+    from lam.testing import build_model, organic_molecule
+
+    members = [build_model(preset("student"), seed=seed) for seed in (1, 2, 3)]
+    atoms = organic_molecule()
+    singles = []
+    for member in members:
+        atoms.calc = LAMCalculator(member)
+        singles.append((atoms.get_potential_energy(), atoms.get_forces().copy()))
+    atoms.calc = LAMCalculator(members)
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    assert energy == pytest.approx(np.mean([e for e, _ in singles]), abs=1e-10)
+    stacked = np.stack([f for _, f in singles])
+    np.testing.assert_allclose(forces, stacked.mean(axis=0), atol=1e-12)
+    expected = np.sqrt(((stacked - stacked.mean(axis=0)) ** 2).sum(axis=-1).mean(axis=0)).max()
+    assert atoms.calc.results["forces_deviation_max"] == pytest.approx(expected, rel=1e-12)
+    assert atoms.calc.results["forces_deviation_max"] > 1e-6
+    assert atoms.calc.results["energy_std"] == pytest.approx(np.std([e for e, _ in singles]), rel=1e-9)
+    atoms.calc = LAMCalculator([members[0], members[0]])  # members that agree: no deviation
+    atoms.get_forces()
+    assert atoms.calc.results["forces_deviation_max"] == pytest.approx(0.0, abs=1e-12)
