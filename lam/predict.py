@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator
 
 import ase
 import numpy as np
-import torch
 from ase.calculators.singlepoint import SinglePointCalculator
 from torch_geometric.data import Batch
 
@@ -96,6 +95,5 @@ def predict(
     batch_atoms: int = 2000,
     device: str = "cpu",
 ) -> list[ase.Atoms]:
-    """:func:`iter_predict` as a list."""
-    with torch.enable_grad():  # forces are derivatives, also when a caller is under no_grad
-        return list(iter_predict(model, frames, head, batch_atoms, device))
+    """:func:`iter_predict` as a list (forces work under ``torch.no_grad`` too: the model enables grad)."""
+    return list(iter_predict(model, frames, head, batch_atoms, device))

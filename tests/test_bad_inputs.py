@@ -7,10 +7,9 @@ from pathlib import Path
 
 import ase.io
 import pytest
-from ase.build import bulk
-from ase.calculators.emt import EMT
 
 from lam.cli import main
+from lam.testing import emt_labelled_cells
 
 LAM_MINI = Path(__file__).resolve().parents[1] / "lam" / "resources" / "models" / "lam-mini"
 TA = Path(__file__).resolve().parents[1] / "data_registry" / "data" / "ta_snap_pbe" / "data.extxyz.xz"
@@ -26,14 +25,7 @@ def lam(argv: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.Monk
 
 
 def labelled(path: Path) -> Path:
-    frames = []
-    for seed in range(4):
-        atoms = bulk("Cu", cubic=True)
-        atoms.rattle(0.05, seed=seed)
-        atoms.calc = EMT()
-        atoms.get_forces()
-        frames.append(atoms)
-    ase.io.write(path, frames)
+    ase.io.write(path, emt_labelled_cells("Cu", 4, seed=0))
     return path
 
 

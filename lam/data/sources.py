@@ -9,7 +9,7 @@ calculator, MD, fine-tuning's head ranking).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import ase
@@ -53,15 +53,21 @@ def load(source: Source) -> datasets.Dataset:
     return datasets.Dataset.from_list(rows, features=SCHEMA)
 
 
-def load_frames(source: Source) -> list[ase.Atoms]:
-    """``source`` as labelled ``ase.Atoms`` (labels in a ``SinglePointCalculator``)."""
+def iter_frames(source: Source) -> Iterator[ase.Atoms]:
+    """``source`` as labelled ``ase.Atoms``, one at a time (a file larger than memory streams)."""
     if isinstance(source, (str, Path)) and Path(source).exists() and not is_training_dataset(source):
         from lam.data.readers import read_frames
 
-        return list(read_frames(source))
-    if isinstance(source, (str, Path, datasets.Dataset)):
-        return [row_to_atoms(row) for row in load(source)]
-    return list(source)
+        yield from read_frames(source)
+    elif isinstance(source, (str, Path, datasets.Dataset)):
+        yield from (row_to_atoms(row) for row in load(source))
+    else:
+        yield from source
+
+
+def load_frames(source: Source) -> list[ase.Atoms]:
+    """``source`` as labelled ``ase.Atoms`` (labels in a ``SinglePointCalculator``)."""
+    return list(iter_frames(source))
 
 
 def sample_frames(source: Source, n_frames: int, seed: int) -> list[ase.Atoms]:

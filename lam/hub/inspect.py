@@ -121,10 +121,11 @@ def _cached_lam_models() -> list[dict[str, Any]]:
         if repo.repo_type != "model":
             continue
         for revision in repo.revisions:
-            config = next((f.file_path for f in revision.files if f.file_name == CONFIG_FILE), None)
-            if config is None or "descriptor" not in json.loads(Path(config).read_text()):
+            path = next((f.file_path for f in revision.files if f.file_name == CONFIG_FILE), None)
+            config = json.loads(Path(path).read_text()) if path is not None else {}
+            if "descriptor" not in config:  # another library's model
                 continue
-            heads = [h["name"] for h in json.loads(Path(config).read_text()).get("heads", [])]
+            heads = [h["name"] for h in config.get("heads", [])]
             rows.append({
                 "model": repo.repo_id,
                 "versions": sorted(revision.refs) or [revision.commit_hash[:12]],

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from lam.model.lam import CONFIG_FILE, WEIGHTS_FILE
+from lam.model.serialization import atomic_write
 
 
 def refuse_existing_model(out: Path, overwrite: bool) -> None:
@@ -48,7 +47,6 @@ def write_json(path: Path, record: dict[str, Any]) -> Path:
     """Write ``record`` as indented JSON; a kill leaves the old file or the complete new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        handle.write(json.dumps(record, indent=2) + "\n")
-    os.replace(handle.name, path)
+    text = json.dumps(record, indent=2) + "\n"
+    atomic_write(path, lambda temporary: Path(temporary).write_text(text))
     return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import ase
@@ -11,20 +10,8 @@ import ase.io
 from ase.io.formats import filetype
 from tqdm import tqdm
 
+from lam.data.sources import iter_frames
 from lam.hub.models import load_model
-
-
-def stream_frames(source: str) -> tuple[Iterator[ase.Atoms], int | None]:
-    """Frames of a file (read lazily) or of a registered dataset, and their count when known."""
-    if Path(source).exists():
-        from lam.data.readers import read_frames
-
-        return read_frames(source), None
-    from lam.data.sources import load
-    from lam.data.training_format import row_to_atoms
-
-    dataset = load(source)
-    return (row_to_atoms(row) for row in dataset), len(dataset)
 
 
 def predict_file(
@@ -51,13 +38,13 @@ def predict_file(
     except Exception as error:  # ase raises its own UnknownFileTypeError, and others, for unknown names
         raise ValueError(f"{output}: cannot tell the format from the name ({error}); use .extxyz") from None
     model = load_model(model_ref).for_inference()
-    frames, total = stream_frames(data)
+    frames = iter_frames(data)
     partial = output.with_name(f".{output.name}.partial")
     count = 0
     try:
         unseen = allow_unseen_elements
         predictions = iter_predict(model, frames, head, batch_atoms, allow_unseen_elements=unseen)
-        for atoms in tqdm(predictions, total=total, unit="frame", desc=f"lam predict {Path(data).name}"):
+        for atoms in tqdm(predictions, unit="frame", desc=f"lam predict {Path(data).name}"):
             ase.io.write(partial, atoms, format=format, append=count > 0)
             count += 1
         if count == 0:

@@ -42,7 +42,7 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
     """``write(temporary path)`` then rename over ``path``: a kill leaves the old file or the new one."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
@@ -67,11 +67,11 @@ def write_model_files(directory: Path, config: LAMConfig, state: dict[str, torch
     weights = directory / WEIGHTS_FILE
     tensors = {key: value.detach().contiguous().cpu() for key, value in state.items()}
     metadata = {"format": "pt", "library": "lam"}
-    _atomic_write(weights, lambda path: save_file(tensors, path, metadata=metadata))
+    atomic_write(weights, lambda path: save_file(tensors, path, metadata=metadata))
     sha = file_sha256(weights)
     record = {**config.to_dict(), WEIGHTS_HASH_KEY: sha}
     text = json.dumps(record, indent=2) + "\n"
-    _atomic_write(directory / CONFIG_FILE, lambda path: Path(path).write_text(text))
+    atomic_write(directory / CONFIG_FILE, lambda path: Path(path).write_text(text))
     return sha
 
 

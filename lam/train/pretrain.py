@@ -22,7 +22,14 @@ from lam.hub.card import pretrained_card
 from lam.hub.outputs import write_json
 from lam.train.callbacks import ExportModel, NaNLossGuard
 from lam.train.module import LAMTask
-from lam.train.trainer import TrainerOptions, ValidationProgress, build_trainer, readable_checkpoint
+from lam.train.trainer import (
+    CHECKPOINT_DIR,
+    LAST_CHECKPOINT,
+    TrainerOptions,
+    ValidationProgress,
+    build_trainer,
+    readable_checkpoint,
+)
 
 # Trainer arguments that pretrain() owns (run folder, callbacks, loggers) or that LAMTask needs fixed.
 _MANAGED_TRAINER_ARGS = {
@@ -32,8 +39,6 @@ _MANAGED_TRAINER_ARGS = {
     "inference_mode",
     "use_distributed_sampler",
 }
-CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.ckpt"
 
 
 def recipe_parser() -> ArgumentParser:

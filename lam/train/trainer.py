@@ -19,6 +19,9 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 
 LoggerName = Literal["csv", "tensorboard", "wandb"]
+# where a workflow keeps its resumable training state: <run dir>/checkpoints/last.ckpt
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,9 @@ def quiet_lightning() -> None:
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
                  "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(lightning|torch_geometric|wandb)")
+    third_party = r"(lightning|torch|torch_geometric|wandb|jsonargparse)(\.|$)"
+    for category in (DeprecationWarning, FutureWarning):  # the user's own deprecations stay visible
+        warnings.filterwarnings("ignore", category=category, module=third_party)
     warnings.filterwarnings("ignore", message=r".*(does not have many workers|isinstance\(treespec).*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
     # LAMTask casts batches to its dtype in on_after_batch_transfer on purpose, with or without a datamodule

@@ -8,6 +8,7 @@ import torch
 
 from lam.hub.models import load_model, parse_model_ref
 from lam.model.config import preset
+from lam.model.lam import LAM
 from lam.testing import build_model, organic_molecule, predict
 
 
@@ -41,30 +42,31 @@ def _fake_hub_cache(cache: Path, repo_id: str, revision: str, folder: Path, comm
     (repo / "refs" / revision).write_text(commit)
 
 
-def test_hub_id_loads_offline_from_the_cache_at_the_pinned_revision(tmp_path: Path) -> None:
-    cache = tmp_path / "hub"
-    old, new = build_model(preset("student"), seed=1), build_model(preset("student"), seed=2)
-    old.save_pretrained(tmp_path / "old")
-    new.save_pretrained(tmp_path / "new")
-    _fake_hub_cache(cache, "lam-org/lam-test", "v1", tmp_path / "old", "a" * 40)
-    _fake_hub_cache(cache, "lam-org/lam-test", "main", tmp_path / "new", "b" * 40)
-    frames = [organic_molecule()]
-    pinned = load_model("lam-org/lam-test@v1", local_files_only=True, cache_dir=str(cache))
-    latest = load_model("lam-org/lam-test", local_files_only=True, cache_dir=str(cache))
-    assert torch.equal(predict(pinned, frames).energy, predict(old, frames).energy)
-    assert torch.equal(predict(latest, frames).energy, predict(new, frames).energy)
-
-
-def test_from_pretrained_and_the_calculator_take_org_name_at_revision_offline(tmp_path, monkeypatch) -> None:
-    from lam.calculator import LAMCalculator
-    from lam.model.lam import LAM
-
+@pytest.fixture
+def two_versions(tmp_path: Path) -> tuple[Path, LAM, LAM]:
+    """A cache holding lam-org/lam-test at v1.0.0 (commit a...a) and at main (commit b...b)."""
     cache = tmp_path / "hub"
     old, new = build_model(preset("student"), seed=1), build_model(preset("student"), seed=2)
     old.save_pretrained(tmp_path / "old")
     new.save_pretrained(tmp_path / "new")
     _fake_hub_cache(cache, "lam-org/lam-test", "v1.0.0", tmp_path / "old", "a" * 40)
     _fake_hub_cache(cache, "lam-org/lam-test", "main", tmp_path / "new", "b" * 40)
+    return cache, old, new
+
+
+def test_hub_id_loads_offline_from_the_cache_at_the_pinned_revision(two_versions) -> None:
+    cache, old, new = two_versions
+    frames = [organic_molecule()]
+    pinned = load_model("lam-org/lam-test@v1.0.0", local_files_only=True, cache_dir=str(cache))
+    latest = load_model("lam-org/lam-test", local_files_only=True, cache_dir=str(cache))
+    assert torch.equal(predict(pinned, frames).energy, predict(old, frames).energy)
+    assert torch.equal(predict(latest, frames).energy, predict(new, frames).energy)
+
+
+def test_from_pretrained_and_the_calculator_take_org_name_at_revision_offline(two_versions, monkeypatch):
+    from lam.calculator import LAMCalculator
+
+    cache, old, _ = two_versions
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)

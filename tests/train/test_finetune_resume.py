@@ -8,13 +8,11 @@ from pathlib import Path
 
 import ase.io
 import torch
-from ase.build import bulk
-from ase.calculators.emt import EMT
 from conftest import kill_at_step
 from safetensors.torch import load_file
 
 from lam.model.config import HeadSpec, preset
-from lam.testing import build_model
+from lam.testing import build_model, emt_labelled_cells
 
 
 def _run(parent: Path, data: Path, out: Path, resume: bool, kill_after: int | None = None):
@@ -32,16 +30,9 @@ def _run(parent: Path, data: Path, out: Path, resume: bool, kill_after: int | No
 
 def test_killed_finetuning_resumes_to_the_same_weights(tmp_path: Path) -> None:
     model = build_model(dataclasses.replace(preset("student"), heads=(HeadSpec("a"),)))
-    model.heads["a"].set_energy_references({29: -4.0, 13: -3.0})
+    model.heads["a"].set_energy_references({29: -4.0})
     model.save_pretrained(tmp_path / "parent")
-    frames = []
-    for seed in range(12):
-        atoms = bulk("Cu", cubic=True)
-        atoms.symbols[: seed % 3] = "Al"
-        atoms.rattle(0.05, seed=seed)
-        atoms.calc = EMT()
-        atoms.get_forces()
-        frames.append(atoms)
+    frames = emt_labelled_cells("Cu", 12, seed=0, stress=False)
     ase.io.write(tmp_path / "data.extxyz", frames)
     parent, data = tmp_path / "parent", tmp_path / "data.extxyz"
     straight = _run(parent, data, tmp_path / "straight", resume=False)

@@ -22,7 +22,13 @@ from lam.train.losses import EnergyForceStressLoss
 from lam.train.module import LAMTask
 from lam.train.refit import MIN_FORCE_SCALE
 from lam.train.schedules import LRSchedule
-from lam.train.trainer import ValidationProgress, build_trainer, readable_checkpoint
+from lam.train.trainer import (
+    CHECKPOINT_DIR,
+    LAST_CHECKPOINT,
+    ValidationProgress,
+    build_trainer,
+    readable_checkpoint,
+)
 
 
 def early_stopping_metric(head: str, frames: Sequence[ase.Atoms]) -> str:
@@ -69,8 +75,6 @@ def build_task(model: LAM, options: FinetuneOptions) -> LAMTask:
     )
 
 
-CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.ckpt"
 
 
 def last_checkpoint(log_dir: Path) -> Path:
