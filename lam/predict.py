@@ -21,24 +21,30 @@ from lam.hub.coverage import check_elements
 from lam.model.lam import LAM
 
 
-def _batches(frames: Iterable[ase.Atoms], batch_atoms: int) -> Iterator[list[ase.Atoms]]:
-    """Consecutive groups of frames with at most ``batch_atoms`` atoms (a larger frame goes alone)."""
+def _batches(frames: Iterable[ase.Atoms], batch_atoms: int) -> Iterator[tuple[int, list[ase.Atoms]]]:
+    """Consecutive groups of frames with at most ``batch_atoms`` atoms, with their first frame's index.
+
+    A frame larger than ``batch_atoms`` goes alone.
+    """
     group: list[ase.Atoms] = []
-    size = 0
-    for atoms in frames:
+    size = first = 0
+    for index, atoms in enumerate(frames):
         if group and size + len(atoms) > batch_atoms:
-            yield group
-            group, size = [], 0
+            yield first, group
+            group, size, first = [], 0, index
         group.append(atoms)
         size += len(atoms)
     if group:
-        yield group
+        yield first, group
 
 
-def _labelled(frames: list[ase.Atoms], model: LAM, head: str, device: str) -> list[ase.Atoms]:
+def _labelled(frames: list[ase.Atoms], first: int, model: LAM, head: str, device: str) -> list[ase.Atoms]:
     """One batch through the model; the frames back (copies) with the predictions attached."""
     dtype = next(model.parameters()).dtype
-    graphs = [AtomicGraph.from_atoms(atoms, model.cutoff, dtype=dtype) for atoms in frames]
+    graphs = [
+        AtomicGraph.from_atoms(atoms, model.cutoff, dtype=dtype, frame_id=f"frame {first + offset}")
+        for offset, atoms in enumerate(frames)
+    ]
     batch = Batch.from_data_list(graphs).to(device)
     want_stress = any(atoms.pbc.all() for atoms in frames)
     out = model(batch, head=head, compute_forces=True, compute_stress=want_stress)
@@ -82,10 +88,10 @@ def iter_predict(
     """
     head = model.resolve_head(head)
     model.to(device).eval()
-    for group in _batches(frames, batch_atoms):
+    for first, group in _batches(frames, batch_atoms):
         for atoms in group:
             check_elements(model, head, atoms.numbers, allow_unseen_elements)
-        yield from _labelled(group, model, head, device)
+        yield from _labelled(group, first, model, head, device)
 
 
 def predict(

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from lam import keys
 from lam.model.config import DPA2Config, HeadSpec, LAMConfig
 from lam.model.heads import EnergyHead
+from lam.model.memory import check_batch_memory
 from lam.model.outputs import Predictions
 from lam.model.physics import derivatives, edge_vectors
 from lam.model.repinit import Repinit
@@ -102,6 +103,9 @@ class LAM(
         )
         n_graphs = cell.shape[0]
         need_grad = compute_forces or compute_stress
+        keep = self.training if create_graph is None else create_graph
+        mode = ("training" if keep else "forces") if need_grad else "energy"
+        check_batch_memory(self.config, batch, next(head_module.parameters()).dtype, mode)
         with torch.enable_grad():
             vectors = edge_vectors(
                 positions, cell, graph_index, batch[keys.EDGE_INDEX], batch[keys.CELL_SHIFT]
@@ -115,7 +119,6 @@ class LAM(
             energy = node_energy.new_zeros(n_graphs).index_add(0, graph_index, node_energy)  # [B]
             if not need_grad:
                 return Predictions(energy=energy, node_energy=node_energy)
-            keep = self.training if create_graph is None else create_graph
             forces, virial, stress = derivatives(
                 energy, vectors, batch[keys.EDGE_INDEX], graph_index, cell, batch[keys.PBC],
                 want_stress=compute_stress, create_graph=keep,

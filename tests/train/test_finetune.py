@@ -350,7 +350,7 @@ def test_labels_in_another_unit_are_warned_about(tmp_path: Path) -> None:
                                            forces=atoms.get_forces() / (Hartree / Bohr))
         converted.append(atoms)
     options = dataclasses.replace(FAST, head="mlearn_elemental_pbe", max_steps=0)
-    with pytest.warns(UserWarning, match="are the forces in eV/Å"):
+    with pytest.warns(UserWarning, match=r"are the forces in eV/Å.*\(worst frames: checked frame 0\)"):
         run_finetune("lam-mini", converted, tmp_path / "hartree", options, "hartree.extxyz")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -111,7 +111,7 @@ def finetune(
     if before:
         parity = predict(model, before, prepared.head)
         step0 = {prepared.head: error_metrics(parity)}
-        for message in unit_warnings(parity, str(options.data)):
+        for message in unit_warnings(parity, before, str(options.data)):
             warnings.warn(message, stacklevel=2)
     if options.progress:  # what was decided, before minutes of training
         print(describe_start(prepared, split.sizes, step0, options.max_steps), flush=True)
