@@ -12,10 +12,11 @@ runs them.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 from jsonargparse import auto_cli
 
@@ -28,13 +29,14 @@ COMMAND_FLAG_ALIASES: dict[str, dict[str, str | None]] = {"pretrain": {"--config
 
 def components() -> dict[str, Any]:
     """The command tree: ``{"data": {...}, "finetune": fn, ...}``."""
-    from lam.commands import data_io, demo, generate, hub, registry, train, workflows
+    from lam.commands import data_io, demo, generate, hub, interop, registry, train, workflows
 
     return {
         "data": {**registry.COMMANDS, **data_io.COMMANDS, **generate.COMMANDS},
         **workflows.COMMANDS,
         **train.COMMANDS,
         **hub.COMMANDS,
+        **interop.COMMANDS,
         **demo.COMMANDS,
     }
 
@@ -67,7 +69,10 @@ def normalize_argv(argv: list[str], tree: dict[str, Any]) -> list[str]:
     command = _command_of(tree, normalized)
     if command is None:
         return normalized
-    booleans = {f"--{name}" for name, kind in get_type_hints(command).items() if kind is bool}
+    hints = get_type_hints(command)
+    booleans = {f"--{name}" for name, kind in hints.items() if kind is bool}
+    lists = {f"--{name}" for name, kind in hints.items() if _is_list(kind)}
+    normalized = _collect_lists(normalized, lists)
     completed = []
     for i, token in enumerate(normalized):
         completed.append(token)
@@ -75,6 +80,27 @@ def normalize_argv(argv: list[str], tree: dict[str, Any]) -> list[str]:
         if token in booleans and following.startswith("--"):
             completed.append("true")
     return completed
+
+
+def _is_list(kind: Any) -> bool:
+    """Whether a type hint is ``list[...]`` or an optional one."""
+    return list in (get_origin(kind), *map(get_origin, get_args(kind)))
+
+
+def _collect_lists(argv: list[str], list_flags: set[str]) -> list[str]:
+    """``--branch a --branch b`` -> ``--branch ["a", "b"]`` (jsonargparse wants one list value)."""
+    values: dict[str, list[str]] = {}
+    rest: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        flag, eq, value = token.partition("=")
+        if flag in list_flags and not value.startswith("["):
+            values.setdefault(flag, []).append(value if eq else next(tokens, ""))
+        else:
+            rest.append(token)
+    for flag, items in values.items():
+        rest += [flag, json.dumps(items)]
+    return rest
 
 
 def run(argv: list[str]) -> Any:
