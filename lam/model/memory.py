@@ -7,7 +7,7 @@ logits. :func:`activation_floats_per_atom` counts those floats from the configur
 in :data:`MODE_FACTORS` turn the count into bytes for a forward pass, forces (autograd keeps the
 forward graph) and training (the force loss keeps the derivative graph too). They were measured as
 peak resident memory on water boxes of 384 and 1,152 atoms for ``lam-mini`` and DPA-2 small and
-medium in float32 and float64, where the estimate lies within 0.9-1.6x of the measurement
+medium in float32 and float64, where the estimate lies within 0.9-1.7x of the measurement
 (``scripts/bench_memory.py`` reruns that comparison).
 
 The limit is 80% of the memory available on the device when the batch arrives (``psutil`` on CPU,

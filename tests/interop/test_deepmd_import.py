@@ -188,3 +188,32 @@ def test_the_docs_list_every_option_the_import_knows() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "deepmd_import.md").read_text()
     for key in [*DESCRIPTOR_FIELDS, *FIXED, *FITTING_FIXED, *MODEL_FIXED]:
         assert f"{key}`" in docs, key
+
+
+def test_an_imported_model_fine_tunes_and_publishes(hub, tmp_path: Path, capsys, monkeypatch) -> None:
+    model_dir = import_deepmd(str(MULTI), tmp_path / "dpa2")
+    ase.io.write(tmp_path / "water.extxyz", ase.io.read(WATER, index=":8"))
+    argv = [
+        "finetune",
+        "--from",
+        str(model_dir),
+        "--head",
+        "water",
+        "--data",
+        str(tmp_path / "water.extxyz"),
+        "--out",
+        str(tmp_path / "tuned"),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "2",
+    ]
+    status, _, err = run_lam(argv, capsys, monkeypatch)
+    assert status == 0, err
+    tuned = LAM.from_pretrained(tmp_path / "tuned")
+    assert tuned.head_elements(next(iter(tuned.heads))) == (1, 8)
+    status, _, err = run_lam(
+        ["push", str(model_dir), "deepmodeling/dpa2-mt", "--version", "1.0.0"], capsys, monkeypatch
+    )
+    assert status == 0, err
+    assert "deepmd_import.json" in hub.repos["deepmodeling/dpa2-mt"].resolve("v1.0.0").files
