@@ -88,7 +88,7 @@ def explore(
     round_index: int, starts: Sequence[ase.Atoms], teacher_calc: LAMCalculator, student: LAM, head: str,
     options: DistillOptions, rejected: list[dict] | None = None,
 ) -> tuple[list[ase.Atoms], list[ase.Atoms]]:
-    """This round's (teacher-driven, student-driven) frames, labelled by the teacher.
+    """This round's (teacher-driven, student-driven) frames, unlabelled (geometry only).
 
     Both drivers stop a trajectory at a force above ``options.max_force`` or a frame that fails
     validation (recorded in ``rejected``).
@@ -106,4 +106,4 @@ def explore(
         by_student = [f for i, s in enumerate(starts)
                       for f in run_md(s, student_calc, options, seed + 50 + i, f"r{round_index}-student-s{i}",
                                       max_force=options.max_force, include_start=False, rejected=rejected)]
-    return label_frames(by_teacher, teacher_calc), label_frames(by_student, teacher_calc)
+    return by_teacher, by_student

@@ -48,6 +48,17 @@ class DistillOptions(TrainerOptions):
         limit_pref_f: force prefactor at the end of the decay.
         stress_weight: loss prefactor of the stress term ((eV/Å^3)^-2); 0 trains on energy and forces.
         dtype: floating dtype of the student (training, student MD and the speed comparison).
+        committee: students trained side by side from different seeds. With 2 or more, from round 2
+            on only the explored frames they disagree on are labelled (DP-GEN; see ``trust_lo``) and
+            the saved student is the member with the lowest held-out error; 1 labels every frame.
+        trust_lo: committee force deviation (max over atoms, eV/Å) below which a frame counts as
+            learned and is not labelled (DP-GEN2's 0.05).
+        trust_hi: deviation above which a frame counts as failed: reported, not labelled (0.15).
+        max_selected: frames labelled per round at most (a seeded subset); 0: no cap.
+        accurate_fraction: with a committee, stop once this fraction of a round's explored frames is
+            learned (below ``trust_lo``).
+        test_data: labelled frames of the user's own reference (DFT) data: the report gives the
+            student's and the teacher's errors against them.
         seed: seed of the student's initialisation, MD, splits and training.
         (and the trainer options of :class:`~lam.train.trainer.TrainerOptions`).
     """
@@ -78,11 +89,20 @@ class DistillOptions(TrainerOptions):
     limit_pref_f: float = 1.0
     stress_weight: float = 0.0
     dtype: Literal["float32", "float64"] = "float32"
+    committee: int = 1
+    trust_lo: float = 0.05
+    trust_hi: float = 0.15
+    max_selected: int = 0
+    accurate_fraction: float = 0.95
+    test_data: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
         if min(self.rounds, self.md_steps, self.sample_every) < 1 or self.max_steps_per_round < 0:
             raise ValueError(f"distill: rounds, md_steps, sample_every must be >= 1 and "
                              f"max_steps_per_round >= 0, got {self}")
+        if self.committee < 1 or self.max_selected < 0 or not 0.0 <= self.trust_lo < self.trust_hi:
+            raise ValueError(f"distill: need committee >= 1, max_selected >= 0 and 0 <= trust_lo < trust_hi, "
+                             f"got {self.committee}, {self.max_selected}, {self.trust_lo}, {self.trust_hi}")
         if not 0.0 < self.holdout_fraction < 1.0:
             raise ValueError(f"distill: holdout_fraction must be in (0, 1), got {self.holdout_fraction}")

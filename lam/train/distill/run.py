@@ -2,17 +2,19 @@
 
 Each round of :func:`distill`: explore (Langevin NVT with the teacher from the starting structures,
 and from round 2 on also with the current student, so frames where the student goes wrong are
-visited) → label every sampled frame with the teacher (energy, forces, and stress for bulk cells) →
-hold out a seeded fraction → train the student on all training frames so far (``LAMTask``, warm
-start) → measure student-vs-teacher agreement on all held-out frames so far. Rounds stop when the
-held-out force RMSE reaches the target or the round budget ends. The teacher stays frozen and
-outside the student: only the student's ``LAM`` is trained and saved.
+visited) → with a committee of students (``--committee N``, from round 2), keep only the frames they
+disagree on (:mod:`.select`) → label them with the teacher (energy, forces, and stress for bulk
+cells) → hold out a seeded fraction → train every student on all training frames so far
+(``LAMTask``, warm start) → measure student-vs-teacher agreement on all held-out frames so far.
+Rounds stop when the held-out force RMSE reaches the target, when the committee finds enough of a
+round's frames learned, or when the round budget ends. The teacher stays frozen and outside the
+students; the best student is saved, with its errors against the user's own data (``--test-data``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,10 @@ from lam.hub.card import CARD_FILE, Lineage, distilled_card
 from lam.hub.models import load_model_and_ref
 from lam.hub.outputs import json_ready, refuse_existing_model, write_json
 from lam.model.lam import LAM
-from lam.train.distill.explore import explore, split_holdout
+from lam.train.distill.explore import explore, label_frames, split_holdout
 from lam.train.distill.options import DistillOptions
 from lam.train.distill.report import PLOT_FILE, plot_agreement
+from lam.train.distill.select import committee_deviations, select
 from lam.train.distill.student import build_student, compare_speed, train_student
 from lam.train.evaluate import error_metrics, predict
 from lam.train.refit import fit_environment
@@ -44,6 +47,10 @@ def format_round(record: dict[str, Any]) -> str:
             f"E MAE {1000 * held['energy_mae_per_atom']:.2f} meV/atom, "
             f"F RMSE {1000 * held['force_rmse']:.2f} meV/Å "
             f"(teacher force RMS {1000 * record['holdout_teacher_force_rms']:.1f} meV/Å)")
+    if record.get("selection"):
+        chosen = record["selection"]
+        line += (f"; committee: {chosen['accurate']} learned, {chosen['selected']} labelled, "
+                 f"{chosen['failed']} failed of {chosen['candidates']} explored")
     if record.get("rejected_frames"):
         line += f"; {len(record['rejected_frames'])} collapsed frame(s) not labelled"
     before = record["new_frames_before_training"]
@@ -52,29 +59,70 @@ def format_round(record: dict[str, Any]) -> str:
     return line
 
 
+@dataclass
+class RoundState:
+    """What the rounds accumulate: the committee (member 0 drives the student MD) and the labels."""
+
+    members: list[LAM]
+    train_frames: list[ase.Atoms] = field(default_factory=list)
+    holdout: list[ase.Atoms] = field(default_factory=list)
+
+
+def _choose(new: list[ase.Atoms], round_index: int, state: RoundState, head: str,
+            options: DistillOptions) -> tuple[list[ase.Atoms], dict[str, Any] | None]:
+    """The explored frames to label: all of them, or (committee, round 2 on) DP-GEN's selection."""
+    if len(state.members) < 2 or round_index == 1 or not new:
+        return new, None
+    deviations = committee_deviations(new, state.members, head, options.dtype)
+    chosen = select(deviations, options.trust_lo, options.trust_hi, options.max_selected,
+                    options.seed + round_index)
+    return [new[i] for i in chosen.selected], chosen.counts()
+
+
+def _train_committee(state: RoundState, head: str, options: DistillOptions, log_dir: Path,
+                     round_index: int) -> int:
+    steps = 0
+    for k, member in enumerate(state.members):
+        member_options = replace(options, seed=options.seed + k)  # a different batch order per member
+        steps = train_student(member, head, state.train_frames, member_options, log_dir,
+                              f"round_{round_index}_member_{k}")
+    return steps
+
+
 def run_round(
-    round_index: int, train_frames: list[ase.Atoms], holdout: list[ase.Atoms], starts: Sequence[ase.Atoms],
-    teacher_calc: LAMCalculator, student: LAM, head: str, options: DistillOptions, log_dir: Path,
+    round_index: int, state: RoundState, starts: Sequence[ase.Atoms], teacher_calc: LAMCalculator,
+    head: str, options: DistillOptions, log_dir: Path,
 ) -> dict[str, Any]:
-    """Explore, label, split (extends ``train_frames``, ``holdout``), train, measure: the round's record."""
+    """Explore, select, label, split (extends ``state``), train the committee, measure: the round's record."""
     rejected: list[dict] = []
-    by_teacher, by_student = explore(round_index, starts, teacher_calc, student, head, options, rejected)
-    new = by_teacher + by_student
-    if round_index == 1:  # a fresh student: normalise its environments on what it will learn
-        fit_environment(student, new)
+    driver = state.members[0]
+    by_teacher, by_student = explore(round_index, starts, teacher_calc, driver, head, options, rejected)
+    chosen, selection = _choose(by_teacher + by_student, round_index, state, head, options)
+    new = label_frames(chosen, teacher_calc)
+    if round_index == 1:  # fresh students: normalise their environments on what they will learn
+        for member in state.members:
+            fit_environment(member, new)
     # the current student on frames it has never seen: where it goes wrong (DP-GEN's signal)
-    before = error_metrics(predict(student, new, head)) if round_index > 1 else None
+    before = error_metrics(predict(state.members[0], new, head)) if round_index > 1 and new else None
     train, held = split_holdout(new, options.holdout_fraction, options.seed + round_index)
-    train_frames += train
-    holdout += held
-    steps = train_student(student, head, train_frames, options, log_dir, f"round_{round_index}")
-    record = {"round": round_index, "frames_teacher_md": len(by_teacher),
-              "frames_student_md": len(by_student), "train_frames": len(train_frames),
-              "holdout_frames": len(holdout), "steps": steps, "new_frames_before_training": before,
-              "holdout": error_metrics(predict(student, holdout, head)),  # student vs teacher
-              "holdout_teacher_force_rms": force_rms(holdout),  # eV/Å: the scale errors compare to
-              "rejected_frames": rejected}  # collapsed MD frames, never labelled
-    return record
+    state.train_frames += train
+    state.holdout += held
+    steps = _train_committee(state, head, options, log_dir, round_index) if new or round_index == 1 else 0
+    members = [error_metrics(predict(member, state.holdout, head)) for member in state.members]
+    best = min(range(len(members)), key=lambda k: members[k]["force_rmse"])
+    return {"round": round_index, "frames_teacher_md": len(by_teacher), "frames_student_md": len(by_student),
+            "selection": selection, "labelled": len(new), "train_frames": len(state.train_frames),
+            "holdout_frames": len(state.holdout), "steps": steps, "new_frames_before_training": before,
+            "holdout": members[best],  # student vs teacher, the best member
+            "best_member": best, "committee_holdout_force_rmse": [m["force_rmse"] for m in members],
+            "holdout_teacher_force_rms": force_rms(state.holdout),  # eV/Å: the scale errors compare to
+            "rejected_frames": rejected}  # collapsed MD frames, never labelled
+
+
+def _converged(record: dict[str, Any], options: DistillOptions) -> bool:
+    selection = record["selection"]
+    learned = selection is not None and selection["accurate_fraction"] >= options.accurate_fraction
+    return learned or record["holdout"]["force_rmse"] <= options.target_force_rmse
 
 
 @dataclass
@@ -85,6 +133,7 @@ class DistillResult:
     rounds: list[dict[str, Any]]
     converged: bool
     speed: dict[str, Any]
+    reference: dict[str, Any] | None = None  # student and teacher against the user's --test-data
 
 
 def distill(
@@ -113,21 +162,33 @@ def distill(
     teacher.for_inference()
     head = teacher.resolve_head(options.head)
     teacher_calc = LAMCalculator(teacher, head=head, dtype="float64")
-    student = build_student(teacher, head, parent, options)
-    train_frames, holdout, rounds = [], [], []
+    state = RoundState([build_student(teacher, head, parent, replace(options, seed=options.seed + k))
+                        for k in range(options.committee)])
+    rounds = []
     out.mkdir(parents=True, exist_ok=True)
     for round_index in range(1, options.rounds + 1):
-        rounds.append(run_round(round_index, train_frames, holdout, structures, teacher_calc, student, head,
-                                options, out / "logs"))
+        rounds.append(run_round(round_index, state, structures, teacher_calc, head, options, out / "logs"))
         if progress is not None:
             progress(rounds[-1])
-        if rounds[-1]["holdout"]["force_rmse"] <= options.target_force_rmse:
+        if _converged(rounds[-1], options):
             break
-    converged = rounds[-1]["holdout"]["force_rmse"] <= options.target_force_rmse
+    converged = _converged(rounds[-1], options)
+    student = state.members[rounds[-1]["best_member"]]
     speed = compare_speed(teacher, student, head, max(structures, key=len), options.dtype)
-    result = DistillResult(out, rounds, converged, speed)
+    reference = reference_errors(teacher, student, head, options.test_data)
+    result = DistillResult(out, rounds, converged, speed, reference)
     save_distilled(student, result, Lineage(parent, head, head, "distill"), options)
     return result
+
+
+def reference_errors(teacher: LAM, student: LAM, head: str, test_data: str | None) -> dict[str, Any] | None:
+    """Student and teacher errors against the user's labelled frames (their own DFT), or None."""
+    if test_data is None:
+        return None
+    frames = load_frames(test_data)
+    return {"test_data": test_data, "frames": len(frames),
+            "student": error_metrics(predict(student, frames, head)),
+            "teacher": error_metrics(predict(teacher, frames, head))}
 
 
 def save_distilled(
@@ -137,7 +198,8 @@ def save_distilled(
     card = distilled_card(lineage, result.rounds, result.converged, result.speed, json_ready(options))
     card.save(result.out / CARD_FILE)
     report = {"lineage": lineage.to_dict(), "structures": options.structures, "options": json_ready(options),
-              "converged": result.converged, "rounds": result.rounds, "speed": result.speed}
+              "converged": result.converged, "rounds": result.rounds, "speed": result.speed,
+              "against_test_data": result.reference}
     write_json(result.out / REPORT_FILE, report)
     plot_agreement(result.rounds, options.target_force_rmse, result.out / PLOT_FILE)
     student.save_pretrained(result.out)  # last: the folder holds a model only once it is complete

@@ -1,0 +1,79 @@
+"""DP-GEN's selection: label only the explored frames a committee of students disagrees on.
+
+Each candidate frame is scored by the committee's maximum per-atom force deviation (DP-GEN's
+``max_devi_f``, computed by :func:`lam.calculator.committee_results`, the code the committee
+calculator uses). Below ``trust_lo`` the students agree: the frame is already learned and costs no
+teacher label. Above ``trust_hi`` they disagree so much that the frame is likely unphysical (a
+trajectory that left the known region): it is reported, not labelled. In between it is selected,
+at most ``max_selected`` per round (a seeded random subset).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import ase
+import numpy as np
+
+from lam.calculator import LAMCalculator
+from lam.model.lam import LAM
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Indices of candidate frames by verdict, and every frame's maximum force deviation (eV/Å)."""
+
+    accurate: list[int]
+    selected: list[int]
+    failed: list[int]
+    skipped: list[int]  # between the trust levels but over the cap
+    deviations: list[float]
+
+    def counts(self) -> dict[str, int | float]:
+        """Counts and the accurate fraction, for the report."""
+        total = max(len(self.deviations), 1)
+        return {"candidates": len(self.deviations), "accurate": len(self.accurate),
+                "selected": len(self.selected), "failed": len(self.failed), "over_cap": len(self.skipped),
+                "accurate_fraction": len(self.accurate) / total}
+
+
+def select(deviations: Sequence[float], trust_lo: float, trust_hi: float, max_selected: int,
+           seed: int) -> Selection:
+    """Sort frames by deviation into accurate / selected / failed (see the module docstring).
+
+    Args:
+        deviations: maximum per-atom force deviation of each candidate, eV/Å.
+        trust_lo: below this a frame is learned.
+        trust_hi: above this a frame is failed.
+        max_selected: cap on selected frames (0: no cap); the rest between the levels are skipped.
+        seed: seed of the subset kept under the cap.
+    """
+    if not 0.0 <= trust_lo < trust_hi:
+        raise ValueError(f"distill: need 0 <= trust_lo < trust_hi, got {trust_lo} and {trust_hi}")
+    values = np.asarray(deviations, dtype=float)
+    accurate = np.flatnonzero(values < trust_lo)
+    failed = np.flatnonzero(values > trust_hi)
+    between = np.flatnonzero((values >= trust_lo) & (values <= trust_hi))
+    kept = between
+    if max_selected and len(between) > max_selected:
+        kept = np.sort(np.random.default_rng(seed).choice(between, max_selected, replace=False))
+    skipped = np.setdiff1d(between, kept)
+    as_list = lambda a: [int(i) for i in a]  # noqa: E731
+    return Selection(as_list(accurate), as_list(kept), as_list(failed), as_list(skipped), values.tolist())
+
+
+def committee_deviations(
+    frames: Sequence[ase.Atoms], members: Sequence[LAM], head: str, dtype: str
+) -> list[float]:
+    """Each frame's maximum per-atom force deviation over the committee ``members`` (eV/Å)."""
+    # copies: the calculator freezes the models it holds for inference, and the members train on
+    calc = LAMCalculator([copy.deepcopy(member) for member in members], head=head, dtype=dtype)
+    deviations = []
+    for frame in frames:
+        atoms = frame.copy()
+        atoms.calc = calc
+        atoms.get_forces()
+        deviations.append(float(calc.results["forces_deviation_max"]))
+    return deviations

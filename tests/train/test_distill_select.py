@@ -1,0 +1,92 @@
+"""DP-GEN selection in ``lam distill``: trust levels, the cap, a committee run, errors against DFT."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import ase.io
+import pytest
+from test_distill import FAST, starts, teacher_folder  # noqa: E402
+
+from lam.testing import emt_labelled_cells
+from lam.train.distill import DistillOptions, distill
+from lam.train.distill.select import select
+
+
+def test_frames_are_sorted_by_their_committee_deviation() -> None:
+    chosen = select(
+        [0.01, 0.07, 0.2, 0.05, 0.15, 0.049], trust_lo=0.05, trust_hi=0.15, max_selected=0, seed=0
+    )
+    assert chosen.accurate == [0, 5] and chosen.selected == [1, 3, 4] and chosen.failed == [2]
+    assert chosen.counts()["accurate_fraction"] == pytest.approx(2 / 6)
+
+
+def test_the_cap_keeps_a_seeded_subset_and_reports_the_rest() -> None:
+    deviations = [0.1] * 10
+    first = select(deviations, 0.05, 0.15, max_selected=3, seed=1)
+    assert len(first.selected) == 3 and len(first.skipped) == 7
+    assert first.selected == select(deviations, 0.05, 0.15, max_selected=3, seed=1).selected
+    with pytest.raises(ValueError, match="trust_lo < trust_hi"):
+        select(deviations, 0.2, 0.1, 0, 0)
+
+
+def test_a_committee_labels_only_what_it_disagrees_on(tmp_path: Path) -> None:
+    """Round 2 scores every explored frame; only frames between the trust levels get teacher labels.
+
+    Trust levels around the committee's typical deviation make all three verdicts likely; the
+    invariants hold whatever the split: labelled = selected, and the counts add up.
+    """
+    teacher = teacher_folder(tmp_path)
+    cu = emt_labelled_cells("Cu", 3, seed=2)
+    ase.io.write(tmp_path / "dft.extxyz", cu)
+    options = dataclasses.replace(
+        FAST,
+        teacher=str(teacher),
+        out=tmp_path / "student",
+        structures="alloy",
+        committee=2,
+        trust_lo=1e-4,
+        trust_hi=0.5,
+        accurate_fraction=1.01,
+        test_data=str(tmp_path / "dft.extxyz"),
+    )
+    result = distill(options, starts())
+    first, second = result.rounds
+    assert first["selection"] is None and first["labelled"] == first["frames_teacher_md"]
+    chosen = second["selection"]
+    explored = second["frames_teacher_md"] + second["frames_student_md"]
+    assert chosen["candidates"] == explored
+    assert chosen["accurate"] + chosen["selected"] + chosen["failed"] + chosen["over_cap"] == explored
+    assert second["labelled"] == chosen["selected"]
+    assert len(second["committee_holdout_force_rmse"]) == 2
+    report = json.loads((tmp_path / "student" / "distill.json").read_text())
+    against = report["against_test_data"]
+    assert (
+        against["frames"] == 3
+        and against["student"]["force_rmse"] > 0
+        and against["teacher"]["force_rmse"] > 0
+    )
+
+
+def test_a_committee_that_agrees_everywhere_stops_early(tmp_path: Path) -> None:
+    teacher = teacher_folder(tmp_path)
+    options = dataclasses.replace(
+        FAST,
+        teacher=str(teacher),
+        out=tmp_path / "student",
+        structures="alloy",
+        rounds=3,
+        committee=2,
+        trust_lo=10.0,
+        trust_hi=20.0,
+    )
+    result = distill(options, starts())
+    assert len(result.rounds) == 2 and result.converged
+    assert result.rounds[1]["selection"]["accurate_fraction"] == 1.0 and result.rounds[1]["labelled"] == 0
+
+
+def test_committee_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="committee >= 1"):
+        DistillOptions(committee=0)
