@@ -247,8 +247,12 @@ def distilled_card(
     converged: bool,
     speed: dict[str, Any],
     options: Mapping[str, Any],
+    reference: Mapping[str, Any] | None = None,
 ) -> ModelCard:
-    """Card of a student: lineage (teacher ref, revision, commit, head), settings, agreement, speed."""
+    """Card of a student: lineage, settings, agreement, speed and errors against reference data.
+
+    ``reference`` holds the student's and the teacher's errors on the user's labelled test frames.
+    """
     run_only = ("head", "teacher", "structures", "out", "overwrite", "logger", "progress", "trainer")
     settings = {k: v for k, v in options.items() if k not in run_only}
     structures = options["structures"]
@@ -282,4 +286,19 @@ def distilled_card(
         converged=converged,
         speed=speed,
         structures=structures,
+        reference=_reference_lines(reference),
     )
+
+
+def _reference_lines(reference: Mapping[str, Any] | None) -> str:
+    """Student and teacher against the user's reference labels, as a table (or a note)."""
+    if not reference:
+        return "No reference test data was given (`--test-data`): check the student against DFT before use."
+    rows = []
+    for who in ("student", "teacher"):
+        m = reference[who]
+        energy = "n/a" if m["energy_mae_per_atom"] is None else f"{1000 * m['energy_mae_per_atom']:.2f}"
+        force = "n/a" if m["force_rmse"] is None else f"{1000 * m['force_rmse']:.1f}"
+        rows.append(f"| {who} | {energy} | {force} |")
+    return (f"Against `{reference['test_data']}` ({reference['frames']} labelled frames):\n\n"
+            "| model | energy MAE (meV/atom) | force RMSE (meV/Å) |\n|---|---|---|\n" + "\n".join(rows))

@@ -195,7 +195,8 @@ def save_distilled(
     student: LAM, result: DistillResult, lineage: Lineage, options: DistillOptions,
 ) -> None:
     """Write the student (config.json, model.safetensors), its card, ``distill.json`` and the plot."""
-    card = distilled_card(lineage, result.rounds, result.converged, result.speed, json_ready(options))
+    card = distilled_card(lineage, result.rounds, result.converged, result.speed, json_ready(options),
+                          result.reference)
     card.save(result.out / CARD_FILE)
     report = {"lineage": lineage.to_dict(), "structures": options.structures, "options": json_ready(options),
               "converged": result.converged, "rounds": result.rounds, "speed": result.speed,
