@@ -8,6 +8,7 @@ from pathlib import Path
 
 import ase.io
 import pytest
+import torch
 from test_distill import FAST, starts, teacher_folder  # noqa: E402
 
 from lam.testing import emt_labelled_cells
@@ -90,3 +91,39 @@ def test_a_committee_that_agrees_everywhere_stops_early(tmp_path: Path) -> None:
 def test_committee_options_are_checked() -> None:
     with pytest.raises(ValueError, match="committee >= 1"):
         DistillOptions(committee=0)
+
+
+def test_a_run_killed_in_a_round_resumes_with_the_same_student(tmp_path: Path, monkeypatch) -> None:
+    """Kill during round 2's training (after round 1's checkpoint), resume: the weights of a whole run."""
+    from safetensors.torch import load_file
+
+    from lam.train.distill import run as run_module
+
+    teacher = teacher_folder(tmp_path)
+    whole = dataclasses.replace(  # trust levels that label everything: round 2 trains
+        FAST, teacher=str(teacher), out=tmp_path / "whole", structures="alloy", committee=2,
+        trust_lo=0.0, trust_hi=1e9,
+    )
+    distill(whole, starts())
+    killed = dataclasses.replace(whole, out=tmp_path / "killed")
+    original = run_module.train_student
+    calls = []
+
+    def dies_in_round_2(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(args[-1])
+        if args[-1].startswith("round_2"):
+            raise KeyboardInterrupt  # what a kill leaves: round 1 saved, round 2 half done
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "train_student", dies_in_round_2)
+    with pytest.raises(KeyboardInterrupt):
+        distill(killed, starts())
+    monkeypatch.setattr(run_module, "train_student", original)
+    assert (tmp_path / "killed" / "rounds" / "round_1").is_dir()
+    assert not (tmp_path / "killed" / "rounds" / "round_2").exists()
+    result = distill(dataclasses.replace(killed, resume=True), starts())
+    assert [r["round"] for r in result.rounds] == [1, 2]
+    expected = load_file(tmp_path / "whole" / "model.safetensors")
+    got = load_file(tmp_path / "killed" / "model.safetensors")
+    for key, value in expected.items():
+        assert torch.equal(got[key], value), key

@@ -18,6 +18,8 @@ class DistillOptions(TrainerOptions):
         structures: starting structures of the MD (any file ``lam data convert`` reads; labels are ignored).
         out: output model folder of the student.
         overwrite: replace a model already in ``out``.
+        resume: continue a run killed in ``out`` after its last complete round (``out/rounds/``);
+            with the same options it ends with the weights of an uninterrupted run.
         head: teacher head to distil (None: the teacher's only head); also the student's head name.
         student: preset of the student (``student``: the two-body (repinit-only) descriptor).
         temperature_K: Langevin thermostat temperature, K.
@@ -67,6 +69,7 @@ class DistillOptions(TrainerOptions):
     structures: str | None = None
     out: Path | None = None
     overwrite: bool = False
+    resume: bool = False
     head: str | None = None
     student: str = "student"
     temperature_K: float = 300.0

@@ -27,13 +27,13 @@ from lam.hub.card import CARD_FILE, Lineage, distilled_card
 from lam.hub.models import load_model_and_ref
 from lam.hub.outputs import json_ready, refuse_existing_model, write_json
 from lam.model.lam import LAM
+from lam.train.distill.checkpoint import last_round, load_round, save_round
 from lam.train.distill.explore import explore, label_frames, split_holdout
 from lam.train.distill.options import DistillOptions
 from lam.train.distill.report import PLOT_FILE, plot_agreement
 from lam.train.distill.select import committee_deviations, select
-from lam.train.distill.student import build_student, compare_speed, train_student
+from lam.train.distill.student import build_student, compare_speed, prepare_fresh_student, train_student
 from lam.train.evaluate import error_metrics, predict
-from lam.train.refit import fit_environment
 
 REPORT_FILE = "distill.json"
 
@@ -99,9 +99,9 @@ def run_round(
     by_teacher, by_student = explore(round_index, starts, teacher_calc, driver, head, options, rejected)
     chosen, selection = _choose(by_teacher + by_student, round_index, state, head, options)
     new = label_frames(chosen, teacher_calc)
-    if round_index == 1:  # fresh students: normalise their environments on what they will learn
+    if round_index == 1:  # fresh students: environments and scale fitted to what they will learn
         for member in state.members:
-            fit_environment(member, new)
+            prepare_fresh_student(member, head, new)
     # the current student on frames it has never seen: where it goes wrong (DP-GEN's signal)
     before = error_metrics(predict(state.members[0], new, head)) if round_index > 1 and new else None
     train, held = split_holdout(new, options.holdout_fraction, options.seed + round_index)
@@ -151,7 +151,9 @@ def distill(
     if options.structures is None or options.out is None:
         raise ValueError("lam distill needs --structures FILE and --out DIR")
     out = Path(options.out)
-    refuse_existing_model(out, options.overwrite)
+    resumed = last_round(out) if options.resume else 0
+    if not resumed:  # a resumed run writes into the folder its first part made
+        refuse_existing_model(out, options.overwrite)
     structures = list(structures) if structures is not None else load_frames(options.structures)
     if len(structures) * (options.md_steps // options.sample_every + 1) < 2:  # 1 to train, 1 held out
         raise ValueError(f"distill: {len(structures)} structure(s) in {options.structures} with md_steps "
@@ -164,14 +166,18 @@ def distill(
     teacher_calc = LAMCalculator(teacher, head=head, dtype="float64")
     state = RoundState([build_student(teacher, head, parent, replace(options, seed=options.seed + k))
                         for k in range(options.committee)])
-    rounds = []
+    rounds: list[dict[str, Any]] = []
+    if resumed:
+        state.train_frames, state.holdout, rounds = load_round(out, resumed, state.members)
     out.mkdir(parents=True, exist_ok=True)
-    for round_index in range(1, options.rounds + 1):
+    for round_index in range(resumed + 1, options.rounds + 1):
+        if rounds and _converged(rounds[-1], options):
+            break
         rounds.append(run_round(round_index, state, structures, teacher_calc, head, options, out / "logs"))
+        state.train_frames, state.holdout = save_round(out, round_index, state.members, state.train_frames,
+                                                       state.holdout, rounds)
         if progress is not None:
             progress(rounds[-1])
-        if _converged(rounds[-1], options):
-            break
     converged = _converged(rounds[-1], options)
     student = state.members[rounds[-1]["best_member"]]
     speed = compare_speed(teacher, student, head, max(structures, key=len), options.dtype)

@@ -15,12 +15,14 @@ import torch
 
 from lam.calculator import LAMCalculator
 from lam.data.datamodule import MultiTaskDataModule
+from lam.data.statistics import force_rms
 from lam.hub.models import ModelRef
 from lam.model.config import HeadSpec, preset
 from lam.model.lam import LAM
 from lam.train.distill.options import DistillOptions
 from lam.train.losses import EnergyForceStressLoss
 from lam.train.module import LAMTask
+from lam.train.refit import MIN_FORCE_SCALE, fit_environment
 from lam.train.schedules import LRSchedule
 from lam.train.trainer import build_trainer
 
@@ -36,9 +38,22 @@ def build_student(teacher: LAM, head: str, teacher_ref: ModelRef, options: Disti
     torch.manual_seed(options.seed)
     student = LAM(replace(preset(options.student), heads=(HeadSpec(head, level, spec.datasets),)))
     student.heads[head].set_energy_references(teacher.heads[head].energy_references())
-    # the teacher's scale is the size of its learned interaction energy: the same PES for the student
-    student.heads[head].energy_scale.fill_(float(teacher.heads[head].energy_scale))
+    # the energy scale is set from the first labels (lam.train.distill.run): the teacher's fits the
+    # teacher's trained MLP, and a fresh MLP's outputs under it can be hundreds of times too large
     return student.to({"float32": torch.float32, "float64": torch.float64}[options.dtype])
+
+
+def prepare_fresh_student(student: LAM, head: str, frames: Sequence[ase.Atoms]) -> None:
+    """Fit a fresh student's environment statistics and energy scale to its first labelled frames.
+
+    The scale is the labels' force RMS, the size of what the MLP must learn (as pretraining sets it).
+    The teacher's own scale fits the teacher's trained MLP: under it a fresh MLP's outputs can be
+    hundreds of times too large, and the student then spends its training shrinking them.
+    """
+    fit_environment(student, frames)
+    scale = force_rms(frames)
+    if scale is not None and scale >= MIN_FORCE_SCALE:
+        student.heads[head].energy_scale.fill_(scale)
 
 
 def train_student(
