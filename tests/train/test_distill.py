@@ -72,17 +72,18 @@ def test_student_folder_loads_without_the_teacher(distilled: tuple[Path, Path, d
         assert (out / name).is_file(), name
 
 
-def test_student_inherits_teacher_references(distilled: tuple[Path, Path, dict]) -> None:
-    teacher_dir, out, _ = distilled
-    student = LAM.from_pretrained(out)
-    assert student.heads["pbe"].energy_references() == pytest.approx(REFERENCES)
-    from ase import Atoms
+def test_student_references_are_the_teachers_shifted_to_the_labels(distilled: tuple) -> None:
+    """The teacher's isolated-atom references, shifted by least squares on round 1's labels.
 
-    for z, energy in REFERENCES.items():  # an isolated atom: both models give exactly the reference
-        for model in (student, LAM.from_pretrained(teacher_dir)):
-            atoms = Atoms(numbers=[z], positions=[[0.0, 0.0, 0.0]])
-            atoms.calc = LAMCalculator(model, head="pbe")
-            assert atoms.get_potential_energy() == pytest.approx(energy, abs=1e-5)
+    Without the shift the fresh MLP must learn the whole binding energy (eV/atom) by gradient steps:
+    a 32-atom Cu student of lam-mini ended round 1 0.47 eV/atom off, with it 0.02 eV/atom.
+    """
+    _, out, report = distilled
+    student = LAM.from_pretrained(out)
+    assert set(student.heads["pbe"].energy_references()) == set(REFERENCES)
+    assert student.heads["pbe"].energy_references() != pytest.approx(REFERENCES)
+    first = report["rounds"][0]["holdout"]
+    assert first["energy_mae_per_atom"] < 0.02, first  # eV/atom
 
 
 def test_report_shows_rounds_agreement_improving_and_speed(distilled: tuple[Path, Path, dict]) -> None:

@@ -22,7 +22,7 @@ from lam.model.lam import LAM
 from lam.train.distill.options import DistillOptions
 from lam.train.losses import EnergyForceStressLoss
 from lam.train.module import LAMTask
-from lam.train.refit import MIN_FORCE_SCALE, fit_environment
+from lam.train.refit import MIN_FORCE_SCALE, fit_environment, refit_energy_references
 from lam.train.schedules import LRSchedule
 from lam.train.trainer import build_trainer
 
@@ -44,16 +44,20 @@ def build_student(teacher: LAM, head: str, teacher_ref: ModelRef, options: Disti
 
 
 def prepare_fresh_student(student: LAM, head: str, frames: Sequence[ase.Atoms]) -> None:
-    """Fit a fresh student's environment statistics and energy scale to its first labelled frames.
+    """Fit a fresh student's environment statistics, energy scale and references to its first labels.
 
     The scale is the labels' force RMS, the size of what the MLP must learn (as pretraining sets it).
     The teacher's own scale fits the teacher's trained MLP: under it a fresh MLP's outputs can be
-    hundreds of times too large, and the student then spends its training shrinking them.
+    hundreds of times too large, and the student then spends its training shrinking them. The
+    references (the teacher's isolated-atom energies) are then shifted by least squares so that the
+    student's mean energy matches the labels (DeePMD-kit's change-by-statistic): otherwise the MLP
+    has to learn the whole binding energy (eV per atom) through small gradient steps.
     """
     fit_environment(student, frames)
     scale = force_rms(frames)
     if scale is not None and scale >= MIN_FORCE_SCALE:
         student.heads[head].energy_scale.fill_(scale)
+    refit_energy_references(student, frames, head)  # one fixed composition: the min-norm shift
 
 
 def train_student(
