@@ -76,7 +76,8 @@ def test_student_references_are_the_teachers_shifted_to_the_labels(distilled: tu
     """The teacher's isolated-atom references, shifted by least squares on round 1's labels.
 
     Without the shift the fresh MLP must learn the whole binding energy (eV/atom) by gradient steps:
-    a 32-atom Cu student of lam-mini ended round 1 0.47 eV/atom off, with it 0.02 eV/atom.
+    a 32-atom Cu student of lam-mini ended round 1 0.47 eV/atom off, with it 0.02 eV/atom
+    (scripts/results/distill_student_learning.json).
     """
     _, out, report = distilled
     student = LAM.from_pretrained(out)
