@@ -83,8 +83,14 @@ def normalize_argv(argv: list[str], tree: dict[str, Any]) -> list[str]:
 
 
 def _is_list(kind: Any) -> bool:
-    """Whether a type hint is ``list[...]`` or an optional one."""
-    return list in (get_origin(kind), *map(get_origin, get_args(kind)))
+    """Whether a type hint is ``list[...]`` or ``list[...] | None``.
+
+    A union with other types (``--devices 2`` for ``int | list[int]``) is not: its flag takes one value.
+    """
+    if get_origin(kind) is list:
+        return True
+    options = [arg for arg in get_args(kind) if arg is not type(None)]
+    return bool(options) and all(get_origin(arg) is list for arg in options)
 
 
 def _collect_lists(argv: list[str], list_flags: set[str]) -> list[str]:
