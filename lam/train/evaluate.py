@@ -12,13 +12,10 @@ from pathlib import Path
 
 import ase
 import numpy as np
-import torch
-from torch_geometric.loader import DataLoader
 
-from lam import keys
-from lam.data.datasets import GraphDataset
-from lam.data.labels import read_label
+from lam.data.labels import read_label, stress_3x3
 from lam.model.lam import LAM
+from lam.predict import iter_results
 
 
 @dataclass
@@ -41,41 +38,48 @@ class Parity:
     stress_pred: np.ndarray
 
 
-def _as_numpy(chunks: list[torch.Tensor], shape: tuple[int, ...]) -> np.ndarray:
-    return torch.cat(chunks).double().cpu().numpy() if chunks else np.zeros((0, *shape))
+def _stacked(arrays: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    return np.stack(arrays).astype(np.float64) if arrays else np.zeros((0, *shape))
 
 
-def predict(model: LAM, frames: Sequence[ase.Atoms], head: str, batch_size: int = 8) -> Parity:
-    """Run ``model`` with ``head`` on ``frames`` and pair predictions with the present labels."""
+def predict(model: LAM, frames: Sequence[ase.Atoms], head: str, batch_atoms: int = 2000) -> Parity:
+    """Run ``model`` with ``head`` on ``frames`` and pair predictions with the present labels.
+
+    The predictions come from :func:`lam.predict.iter_results` (frames packed up to ``batch_atoms``
+    atoms per batch). Elements the head was not trained on are predicted anyway: ranking heads on new
+    data scores heads that do not cover it. The model's train/eval mode is restored afterwards.
+    """
     head = model.resolve_head(head)
-    dtype = next(model.parameters()).dtype
-    dataset = GraphDataset(frames, model.cutoff, head=head, dtype=dtype)
-    want_stress = any(read_label(a, "stress") is not None for a in frames)
-    out: dict[str, list[torch.Tensor]] = {k: [] for k in ("et", "ep", "n", "ft", "fp", "st", "sp")}
+    want_stress = any(read_label(atoms, "stress") is not None for atoms in frames)
     was_training = model.training
-    model.eval()
-    for batch in DataLoader(dataset, batch_size=batch_size):
-        pred = model(batch, head=head, compute_forces=True, compute_stress=want_stress)
-        counts = torch.bincount(batch.batch, minlength=batch.num_graphs)
-        has_e, has_f = batch[keys.HAS_ENERGY], batch[keys.HAS_FORCES][batch.batch]
-        out["et"].append(batch[keys.ENERGY][has_e])
-        out["ep"].append(pred.energy.detach()[has_e])
-        out["n"].append(counts[has_e])
-        out["ft"].append(batch[keys.FORCES][has_f])
-        out["fp"].append(pred.forces.detach()[has_f])
-        if want_stress:
-            has_s = batch[keys.HAS_STRESS]
-            out["st"].append(batch[keys.STRESS][has_s])
-            out["sp"].append(pred.stress.detach()[has_s])
-    model.train(was_training)
+    try:
+        predictions = list(
+            iter_results(model, frames, head, batch_atoms, allow_unseen_elements=True, stress=want_stress)
+        )
+    finally:
+        model.train(was_training)
+    out: dict[str, list] = {k: [] for k in ("et", "ep", "n", "ft", "fp", "st", "sp")}
+    for atoms, pred in zip(frames, predictions, strict=True):
+        energy, forces, stress = (read_label(atoms, name) for name in ("energy", "forces", "stress"))
+        if energy is not None:
+            out["et"].append(energy.reshape(()))
+            out["ep"].append(np.asarray(pred["energy"]))
+            out["n"].append(np.asarray(len(atoms)))
+        if forces is not None:
+            out["ft"].append(forces.reshape(-1, 3))
+            out["fp"].append(pred["forces"])
+        if stress is not None:
+            out["st"].append(stress_3x3(stress))
+            out["sp"].append(stress_3x3(pred["stress"]))
+    concat = lambda chunks: np.concatenate(chunks) if chunks else np.zeros((0, 3))  # noqa: E731
     return Parity(
-        energy_true=_as_numpy(out["et"], ()),
-        energy_pred=_as_numpy(out["ep"], ()),
-        n_atoms=_as_numpy(out["n"], ()),
-        forces_true=_as_numpy(out["ft"], (3,)),
-        forces_pred=_as_numpy(out["fp"], (3,)),
-        stress_true=_as_numpy(out["st"], (3, 3)),
-        stress_pred=_as_numpy(out["sp"], (3, 3)),
+        energy_true=_stacked(out["et"], ()),
+        energy_pred=_stacked(out["ep"], ()),
+        n_atoms=_stacked(out["n"], ()),
+        forces_true=concat(out["ft"]),
+        forces_pred=concat(out["fp"]),
+        stress_true=_stacked(out["st"], (3, 3)),
+        stress_pred=_stacked(out["sp"], (3, 3)),
     )
 
 
