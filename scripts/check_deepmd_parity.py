@@ -18,55 +18,13 @@ import torch
 from deepmd.dpmodel.descriptor.dpa2 import RepformerArgs, RepinitArgs
 from deepmd.pt.model.descriptor.dpa2 import DescrptDPA2
 from deepmd.pt.utils.nlist import extend_input_and_build_neighbor_list
+from deepmd_examples import water_descriptor
 
 from lam.data.neighbors import neighbor_list
 from lam.model.config import DPA2Config
 from lam.model.descriptor import DPA2Descriptor
 
-DEEPMD_SMALL = {  # DeePMD-kit examples/water/dpa2/input_torch_small.json, model.descriptor
-    "repinit": {
-        "tebd_dim": 8,
-        "rcut": 6.0,
-        "rcut_smth": 0.5,
-        "nsel": 120,
-        "neuron": [25, 50, 100],
-        "axis_neuron": 12,
-        "activation_function": "tanh",
-        "three_body_sel": 48,
-        "three_body_rcut": 4.0,
-        "three_body_rcut_smth": 3.5,
-        "use_three_body": True,
-    },
-    "repformer": {
-        "rcut": 4.0,
-        "rcut_smth": 3.5,
-        "nsel": 48,
-        "nlayers": 3,
-        "g1_dim": 128,
-        "g2_dim": 32,
-        "attn2_hidden": 32,
-        "attn2_nhead": 4,
-        "attn1_hidden": 128,
-        "attn1_nhead": 4,
-        "axis_neuron": 4,
-        "update_h2": False,
-        "update_g1_has_conv": True,
-        "update_g1_has_grrg": True,
-        "update_g1_has_drrd": True,
-        "update_g1_has_attn": False,
-        "update_g2_has_g1g1": False,
-        "update_g2_has_attn": False,
-        "update_style": "res_residual",
-        "update_residual": 0.01,
-        "update_residual_init": "norm",
-        "attn2_has_gate": True,
-        "use_sqrt_nnei": True,
-        "g1_out_conv": True,
-        "g1_out_mlp": True,
-    },
-    "precision": "float64",
-    "add_tebd_to_repinit_out": False,
-}
+DEEPMD_SMALL = water_descriptor(3, pair_attention=False)  # input_torch_small.json, model.descriptor
 torch.set_num_threads(1)
 
 attn = sys.argv[1] == "attn"

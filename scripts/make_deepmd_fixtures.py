@@ -28,6 +28,7 @@ import ase
 import ase.build
 import ase.io
 import numpy as np
+from deepmd_examples import REPFORMER_FLAGS
 
 from lam.data.deepmd_npy import write_systems
 
@@ -62,20 +63,8 @@ REPFORMER = {
     "attn1_hidden": 16,
     "attn1_nhead": 2,
     "axis_neuron": 4,
-    "update_h2": False,
-    "update_g1_has_conv": True,
-    "update_g1_has_grrg": True,
-    "update_g1_has_drrd": True,
-    "update_g1_has_attn": False,
-    "update_g2_has_g1g1": False,
-    "update_g2_has_attn": True,
-    "update_style": "res_residual",
+    **REPFORMER_FLAGS,
     "update_residual": 0.1,
-    "update_residual_init": "norm",
-    "attn2_has_gate": True,
-    "use_sqrt_nnei": True,
-    "g1_out_conv": True,
-    "g1_out_mlp": True,
 }
 FITTING = {"neuron": [32, 32, 32], "resnet_dt": True, "activation_function": "tanh", "seed": 1}
 LOSS = {
