@@ -280,7 +280,7 @@ def distilled_card(
         commit=lineage.parent.commit,
         head=lineage.head,
         student=options["student"],
-        temperature=options["temperature_K"],
+        temperature=" / ".join(f"{t:g}" for t in options["temperatures_K"]),
         rows=rows,
         target=1000 * options["target_force_rmse"],
         converged=converged,

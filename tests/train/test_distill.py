@@ -109,7 +109,7 @@ def test_lineage_names_the_teacher(distilled: tuple[Path, Path, dict]) -> None:
     lineage = read_lineage(out)
     assert lineage["parent"] == str(teacher_dir.resolve()) == report["lineage"]["parent"]
     assert lineage["parent_head"] == "pbe" and lineage["mode"] == "distill"
-    assert lineage["distillation"]["temperature_K"] == 300.0
+    assert lineage["distillation"]["temperatures_K"] == [300.0]
     assert "distilled from" in LAM.from_pretrained(out).config.heads[0].level_of_theory
 
 

@@ -127,3 +127,26 @@ def test_a_run_killed_in_a_round_resumes_with_the_same_student(tmp_path: Path, m
     got = load_file(tmp_path / "killed" / "model.safetensors")
     for key, value in expected.items():
         assert torch.equal(got[key], value), key
+
+
+def test_every_start_is_explored_at_every_temperature(tmp_path: Path) -> None:
+    from lam.calculator import LAMCalculator
+    from lam.model.lam import LAM
+    from lam.train.distill.explore import explore
+
+    teacher = LAM.from_pretrained(teacher_folder(tmp_path)).for_inference()
+    options = dataclasses.replace(FAST, temperatures_K=[300.0, 1200.0], md_steps=8, sample_every=2)
+    calc = LAMCalculator(teacher, head="pbe", dtype="float64")
+    by_teacher, by_student = explore(1, starts(), calc, teacher, "pbe", options)
+    names = [frame.info["frame_id"] for frame in by_teacher]
+    assert by_student == [] and len(names) == 2 * (5 + 4)  # the start frame only once per start
+    assert sum("-300K-" in n for n in names) == 10 and sum("-1200K-" in n for n in names) == 8
+    with pytest.raises(ValueError, match="temperatures_K must be positive"):
+        DistillOptions(temperatures_K=[])
+
+
+def test_the_command_takes_repeated_temperatures() -> None:
+    from lam.cli import components, normalize_argv
+
+    argv = normalize_argv(["distill", "--temperatures-K", "300", "--temperatures-K", "600"], components())
+    assert argv[-2:] == ["--temperatures_K", '["300", "600"]']

@@ -21,6 +21,7 @@ from lam.train.distill.options import DistillOptions
 def run_md(
     start: ase.Atoms, calc: LAMCalculator, options: DistillOptions, seed: int, name: str,
     max_force: float | None = None, include_start: bool = True, rejected: list[dict] | None = None,
+    temperature_K: float | None = None,
 ) -> list[ase.Atoms]:
     """Langevin NVT from ``start``; every ``sample_every``-th frame (unlabelled, no calculator).
 
@@ -37,15 +38,17 @@ def run_md(
         max_force: stop early when a force component exceeds this (eV/Å); None: never.
         include_start: keep step 0 (off when another trajectory already sampled this start).
         rejected: receives ``{"frame_id", "field", "reason"}`` for each frame refused by validation.
+        temperature_K: thermostat temperature (None: the first of ``options.temperatures_K``).
     """
+    temperature = options.temperatures_K[0] if temperature_K is None else temperature_K
     rng = np.random.default_rng(seed)
     atoms = start.copy()
     if options.strain > 0 and atoms.pbc.all():
         strain = rng.uniform(-options.strain, options.strain, (3, 3))
         atoms.set_cell(atoms.cell.array @ (np.eye(3) + 0.5 * (strain + strain.T)), scale_atoms=True)
     atoms.calc = calc
-    MaxwellBoltzmannDistribution(atoms, temperature_K=options.temperature_K, rng=rng)
-    md = Langevin(atoms, timestep=options.timestep_fs * units.fs, temperature_K=options.temperature_K,
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    md = Langevin(atoms, timestep=options.timestep_fs * units.fs, temperature_K=temperature,
                   friction=options.friction_per_fs / units.fs, fixcm=False, rng=rng)
     frames = []
     for _ in md.irun(steps=options.md_steps):  # yields after the forces of step md.nsteps
@@ -90,20 +93,26 @@ def explore(
 ) -> tuple[list[ase.Atoms], list[ase.Atoms]]:
     """This round's (teacher-driven, student-driven) frames, unlabelled (geometry only).
 
+    One trajectory per starting structure and temperature, for each driver.
+
     Both drivers stop a trajectory at a force above ``options.max_force`` or a frame that fails
     validation (recorded in ``rejected``).
     """
     seed = options.seed * 1000 + round_index * 100
-    # a start is kept once (round 1, teacher): copies would leak between training and held-out frames
-    by_teacher = [f for i, s in enumerate(starts)
-                  for f in run_md(s, teacher_calc, options, seed + i, f"r{round_index}-teacher-s{i}",
-                                  max_force=options.max_force, include_start=round_index == 1,
-                                  rejected=rejected)]
-    by_student = []
-    if round_index > 1:
-        # a copy: the calculator freezes the model it holds, and this student trains on
+    by_teacher, by_student = [], []
+    student_calc = None
+    if round_index > 1:  # a copy: the calculator freezes the model it holds, and this student trains on
         student_calc = LAMCalculator(copy.deepcopy(student), head=head, dtype=options.dtype)
-        by_student = [f for i, s in enumerate(starts)
-                      for f in run_md(s, student_calc, options, seed + 50 + i, f"r{round_index}-student-s{i}",
-                                      max_force=options.max_force, include_start=False, rejected=rejected)]
+    for t, temperature in enumerate(options.temperatures_K):
+        for i, start in enumerate(starts):
+            common = {"max_force": options.max_force, "rejected": rejected, "temperature_K": temperature}
+            # a start is kept once (round 1, teacher, first temperature): copies would leak between
+            # training and held-out frames
+            by_teacher += run_md(start, teacher_calc, options, seed + 1000 * t + i,
+                                 f"r{round_index}-teacher-{temperature:g}K-s{i}",
+                                 include_start=round_index == 1 and t == 0, **common)
+            if student_calc is not None:
+                name = f"r{round_index}-student-{temperature:g}K-s{i}"
+                by_student += run_md(start, student_calc, options, seed + 1000 * t + 50 + i, name,
+                                     include_start=False, **common)
     return by_teacher, by_student

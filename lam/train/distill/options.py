@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +22,8 @@ class DistillOptions(TrainerOptions):
             with the same options it ends with the weights of an uninterrupted run.
         head: teacher head to distil (None: the teacher's only head); also the student's head name.
         student: preset of the student (``student``: the two-body (repinit-only) descriptor).
-        temperature_K: Langevin thermostat temperature, K.
+        temperatures_K: Langevin thermostat temperatures, K: one trajectory per starting structure
+            and temperature (``--temperatures-K 300 --temperatures-K 600``).
         rounds: exploration / labelling / training rounds at most.
         md_steps: MD steps per trajectory (one per starting structure and driver).
         sample_every: keep every this many MD steps (the starting frame included).
@@ -72,7 +73,7 @@ class DistillOptions(TrainerOptions):
     resume: bool = False
     head: str | None = None
     student: str = "student"
-    temperature_K: float = 300.0
+    temperatures_K: list[float] = field(default_factory=lambda: [300.0])
     rounds: int = 3
     md_steps: int = 200
     sample_every: int = 10
@@ -104,6 +105,8 @@ class DistillOptions(TrainerOptions):
         if min(self.rounds, self.md_steps, self.sample_every) < 1 or self.max_steps_per_round < 0:
             raise ValueError(f"distill: rounds, md_steps, sample_every must be >= 1 and "
                              f"max_steps_per_round >= 0, got {self}")
+        if not self.temperatures_K or min(self.temperatures_K) <= 0:
+            raise ValueError(f"distill: temperatures_K must be positive, got {self.temperatures_K}")
         if self.committee < 1 or self.max_selected < 0 or not 0.0 <= self.trust_lo < self.trust_hi:
             raise ValueError(f"distill: need committee >= 1, max_selected >= 0 and 0 <= trust_lo < trust_hi, "
                              f"got {self.committee}, {self.max_selected}, {self.trust_lo}, {self.trust_hi}")
