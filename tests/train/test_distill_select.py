@@ -101,8 +101,13 @@ def test_a_run_killed_in_a_round_resumes_with_the_same_student(tmp_path: Path, m
 
     teacher = teacher_folder(tmp_path)
     whole = dataclasses.replace(  # trust levels that label everything: round 2 trains
-        FAST, teacher=str(teacher), out=tmp_path / "whole", structures="alloy", committee=2,
-        trust_lo=0.0, trust_hi=1e9,
+        FAST,
+        teacher=str(teacher),
+        out=tmp_path / "whole",
+        structures="alloy",
+        committee=2,
+        trust_lo=0.0,
+        trust_hi=1e9,
     )
     distill(whole, starts())
     killed = dataclasses.replace(whole, out=tmp_path / "killed")
@@ -150,3 +155,27 @@ def test_the_command_takes_repeated_temperatures() -> None:
 
     argv = normalize_argv(["distill", "--temperatures-K", "300", "--temperatures-K", "600"], components())
     assert argv[-2:] == ["--temperatures_K", '["300", "600"]']
+
+
+def test_periodic_starts_are_also_explored_at_pressure(tmp_path: Path) -> None:
+    """NPT at 50 GPa compresses a cell; the non-periodic start gets no NPT trajectory."""
+    import numpy as np
+
+    from lam.calculator import LAMCalculator
+    from lam.model.lam import LAM
+    from lam.testing import organic_molecule
+    from lam.train.distill.explore import explore, run_md
+
+    teacher = LAM.from_pretrained(teacher_folder(tmp_path)).for_inference()
+    calc = LAMCalculator(teacher, head="pbe", dtype="float64")
+    options = dataclasses.replace(FAST, pressures_GPa=[50.0], md_steps=6, sample_every=2)
+    by_teacher, _ = explore(1, starts(), calc, teacher, "pbe", options)
+    assert sum("-50GPa-" in frame.info["frame_id"] for frame in by_teacher) == 2 * 3
+    start = starts()[0]
+    squeezed = run_md(
+        start, calc, dataclasses.replace(options, md_steps=40), seed=0, name="p", pressure_GPa=50.0
+    )
+    assert squeezed[-1].get_volume() < 0.99 * start.get_volume()
+    assert np.isclose(run_md(start, calc, options, seed=0, name="v")[-1].get_volume(), start.get_volume())
+    with pytest.raises(ValueError, match="periodic"):
+        run_md(organic_molecule(), calc, options, seed=0, name="m", pressure_GPa=1.0)

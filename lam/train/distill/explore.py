@@ -10,6 +10,8 @@ import numpy as np
 from ase import units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.md.langevin import Langevin
+from ase.md.md import MolecularDynamics
+from ase.md.nptberendsen import NPTBerendsen
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
 from lam.calculator import LAMCalculator
@@ -21,9 +23,9 @@ from lam.train.distill.options import DistillOptions
 def run_md(
     start: ase.Atoms, calc: LAMCalculator, options: DistillOptions, seed: int, name: str,
     max_force: float | None = None, include_start: bool = True, rejected: list[dict] | None = None,
-    temperature_K: float | None = None,
+    temperature_K: float | None = None, pressure_GPa: float | None = None,
 ) -> list[ase.Atoms]:
-    """Langevin NVT from ``start``; every ``sample_every``-th frame (unlabelled, no calculator).
+    """Langevin NVT (or Berendsen NPT) from ``start``; every ``sample_every``-th frame, unlabelled.
 
     Every kept frame must pass :func:`~lam.data.validate.validate_atoms` (no two atoms closer than
     ``options.min_distance``): a trajectory that collapses stops there, and the frame is recorded in
@@ -39,6 +41,7 @@ def run_md(
         include_start: keep step 0 (off when another trajectory already sampled this start).
         rejected: receives ``{"frame_id", "field", "reason"}`` for each frame refused by validation.
         temperature_K: thermostat temperature (None: the first of ``options.temperatures_K``).
+        pressure_GPa: run NPT at this pressure (periodic cells only); None: NVT.
     """
     temperature = options.temperatures_K[0] if temperature_K is None else temperature_K
     rng = np.random.default_rng(seed)
@@ -48,8 +51,7 @@ def run_md(
         atoms.set_cell(atoms.cell.array @ (np.eye(3) + 0.5 * (strain + strain.T)), scale_atoms=True)
     atoms.calc = calc
     MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
-    md = Langevin(atoms, timestep=options.timestep_fs * units.fs, temperature_K=temperature,
-                  friction=options.friction_per_fs / units.fs, fixcm=False, rng=rng)
+    md = _integrator(atoms, options, temperature, pressure_GPa, rng)
     frames = []
     for _ in md.irun(steps=options.md_steps):  # yields after the forces of step md.nsteps
         runaway = max_force is not None and float(np.abs(atoms.get_forces()).max()) > max_force
@@ -67,6 +69,26 @@ def run_md(
         if runaway:
             break
     return frames
+
+
+def _integrator(
+    atoms: ase.Atoms, options: DistillOptions, temperature: float, pressure_GPa: float | None,
+    rng: np.random.Generator,
+) -> MolecularDynamics:
+    """Langevin NVT, or for a periodic cell at a pressure, Berendsen NPT (isotropic cell scaling).
+
+    Berendsen's barostat does not sample the NPT ensemble exactly, but exploration needs the volumes
+    a pressure reaches, not their exact distribution; it is in every ASE version lam supports.
+    """
+    timestep = options.timestep_fs * units.fs
+    if pressure_GPa is None:
+        return Langevin(atoms, timestep=timestep, temperature_K=temperature,
+                        friction=options.friction_per_fs / units.fs, fixcm=False, rng=rng)
+    if not atoms.pbc.all():
+        raise ValueError(f"NPT needs a periodic cell; {atoms.get_chemical_formula()} is not periodic")
+    return NPTBerendsen(atoms, timestep=timestep, temperature_K=temperature,
+                        pressure_au=pressure_GPa * units.GPa, taut=100 * units.fs, taup=500 * units.fs,
+                        compressibility_au=1.0 / (100 * units.GPa))  # a typical solid's bulk modulus
 
 
 def label_frames(frames: Sequence[ase.Atoms], teacher: LAMCalculator) -> list[ase.Atoms]:
@@ -93,7 +115,8 @@ def explore(
 ) -> tuple[list[ase.Atoms], list[ase.Atoms]]:
     """This round's (teacher-driven, student-driven) frames, unlabelled (geometry only).
 
-    One trajectory per starting structure and temperature, for each driver.
+    One trajectory per starting structure and temperature, for each driver; periodic starts also get
+    one teacher-driven NPT trajectory per temperature and pressure.
 
     Both drivers stop a trajectory at a force above ``options.max_force`` or a frame that fails
     validation (recorded in ``rejected``).
@@ -115,4 +138,8 @@ def explore(
                 name = f"r{round_index}-student-{temperature:g}K-s{i}"
                 by_student += run_md(start, student_calc, options, seed + 1000 * t + 50 + i, name,
                                      include_start=False, **common)
+            for p, pressure in enumerate(options.pressures_GPa if start.pbc.all() else []):
+                name = f"r{round_index}-teacher-{temperature:g}K-{pressure:g}GPa-s{i}"
+                by_teacher += run_md(start, teacher_calc, options, seed + 1000 * t + 100 * (p + 1) + i, name,
+                                     include_start=False, pressure_GPa=pressure, **common)
     return by_teacher, by_student

@@ -24,6 +24,8 @@ class DistillOptions(TrainerOptions):
         student: preset of the student (``student``: the two-body (repinit-only) descriptor).
         temperatures_K: Langevin thermostat temperatures, K: one trajectory per starting structure
             and temperature (``--temperatures-K 300 --temperatures-K 600``).
+        pressures_GPa: periodic starts also run Berendsen NPT at each of these pressures (GPa) and
+            temperatures, driven by the teacher; empty: NVT only.
         rounds: exploration / labelling / training rounds at most.
         md_steps: MD steps per trajectory (one per starting structure and driver).
         sample_every: keep every this many MD steps (the starting frame included).
@@ -74,6 +76,7 @@ class DistillOptions(TrainerOptions):
     head: str | None = None
     student: str = "student"
     temperatures_K: list[float] = field(default_factory=lambda: [300.0])
+    pressures_GPa: list[float] = field(default_factory=list)
     rounds: int = 3
     md_steps: int = 200
     sample_every: int = 10
