@@ -10,7 +10,8 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "docs" / "notebooks").
 
 
 def test_the_notebooks_are_there_and_stored_without_outputs() -> None:
-    assert {path.name for path in NOTEBOOKS} >= {"quickstart.ipynb", "uncertainty.ipynb"}
+    expected = {"quickstart.ipynb", "uncertainty.ipynb", "finetune_and_distill.ipynb"}
+    assert {path.name for path in NOTEBOOKS} >= expected
     for path in NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)
         code = [cell for cell in notebook.cells if cell.cell_type == "code"]
