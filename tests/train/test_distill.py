@@ -151,6 +151,13 @@ def test_labels_stress_only_for_bulk_cells() -> None:
     assert labelled[0].calc.results["stress"].shape == (6,)
     assert "stress" not in labelled[1].calc.results
     assert np.isfinite(labelled[1].calc.results["forces"]).all()
+    for frame in labelled:  # batched labels are the calculator's own, frame by frame
+        single = frame.copy()
+        single.calc = calc
+        assert single.get_potential_energy() == pytest.approx(frame.get_potential_energy(), abs=1e-10)
+        np.testing.assert_allclose(single.get_forces(), frame.get_forces(), atol=1e-10)
+        if frame.pbc.all():
+            np.testing.assert_allclose(single.get_stress(), frame.get_stress(), atol=1e-10)
 
 
 def test_strain_deforms_only_periodic_cells() -> None:

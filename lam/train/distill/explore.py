@@ -17,6 +17,7 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from lam.calculator import LAMCalculator
 from lam.data.validate import InvalidFrameError, validate_atoms
 from lam.model.lam import LAM
+from lam.predict import iter_results
 from lam.train.distill.options import DistillOptions
 
 
@@ -92,14 +93,21 @@ def _integrator(
 
 
 def label_frames(frames: Sequence[ase.Atoms], teacher: LAMCalculator) -> list[ase.Atoms]:
-    """Attach the teacher's energy (eV), forces (eV/Å) and, for bulk cells, stress (eV/Å^3)."""
-    for atoms in frames:
-        atoms.calc = teacher
-        results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
-        if atoms.pbc.all():
-            results["stress"] = atoms.get_stress()
-        atoms.calc = SinglePointCalculator(atoms, **results)
-    return list(frames)
+    """Attach the teacher's energy (eV), forces (eV/Å) and, for bulk cells, stress (eV/Å^3).
+
+    The frames go through the teacher in batches (:func:`lam.predict.iter_results`, the package's
+    predict loop), with the calculator's model, head and precision: the same numbers as one
+    calculator call per frame, at a fraction of the per-call overhead.
+    """
+    frames = list(frames)
+    results = iter_results(teacher.model, frames, teacher.head, device=teacher.device,
+                           allow_unseen_elements=teacher.allow_unseen_elements)
+    for atoms, result in zip(frames, results, strict=True):
+        labels = {"energy": result["energy"], "forces": result["forces"]}
+        if "stress" in result:
+            labels["stress"] = result["stress"]
+        atoms.calc = SinglePointCalculator(atoms, **labels)
+    return frames
 
 
 def split_holdout(frames: Sequence[ase.Atoms], fraction: float, seed: int) -> tuple[list, list]:
