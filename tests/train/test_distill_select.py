@@ -179,3 +179,22 @@ def test_periodic_starts_are_also_explored_at_pressure(tmp_path: Path) -> None:
     assert np.isclose(run_md(start, calc, options, seed=0, name="v")[-1].get_volume(), start.get_volume())
     with pytest.raises(ValueError, match="periodic"):
         run_md(organic_molecule(), calc, options, seed=0, name="m", pressure_GPa=1.0)
+
+
+def test_trust_levels_default_to_the_teachers_error_on_the_users_data(tmp_path: Path) -> None:
+    from lam.model.lam import LAM
+    from lam.train.distill.run import DP_GEN_TRUST_LO, with_trust_levels
+    from lam.train.evaluate import error_metrics, predict
+
+    teacher = LAM.from_pretrained(teacher_folder(tmp_path))
+    cu = emt_labelled_cells("Cu", 3, seed=3)
+    ase.io.write(tmp_path / "dft.extxyz", cu)
+    options = dataclasses.replace(FAST, committee=2, test_data=str(tmp_path / "dft.extxyz"))
+    resolved = with_trust_levels(options, teacher, "pbe")
+    error = error_metrics(predict(teacher, cu, "pbe"))["force_rmse"]
+    assert resolved.trust_lo == pytest.approx(error) and resolved.trust_hi == pytest.approx(3 * error)
+    plain = with_trust_levels(dataclasses.replace(FAST, committee=2), teacher, "pbe")
+    assert (plain.trust_lo, plain.trust_hi) == (DP_GEN_TRUST_LO, 3 * DP_GEN_TRUST_LO)
+    assert with_trust_levels(
+        dataclasses.replace(options, trust_lo=0.1), teacher, "pbe"
+    ).trust_hi == pytest.approx(0.3)

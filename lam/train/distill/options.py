@@ -57,8 +57,11 @@ class DistillOptions(TrainerOptions):
             on only the explored frames they disagree on are labelled (DP-GEN; see ``trust_lo``) and
             the saved student is the member with the lowest held-out error; 1 labels every frame.
         trust_lo: committee force deviation (max over atoms, eV/Å) below which a frame counts as
-            learned and is not labelled (DP-GEN2's 0.05).
-        trust_hi: deviation above which a frame counts as failed: reported, not labelled (0.15).
+            learned and is not labelled. None: the teacher's own force RMSE against ``test_data``
+            when given (students need not agree more closely than the teacher is right), else
+            DP-GEN2's 0.05.
+        trust_hi: deviation above which a frame counts as failed: reported, not labelled. None: three
+            times ``trust_lo`` (DP-GEN2's 0.05 / 0.15).
         max_selected: frames labelled per round at most (a seeded subset); 0: no cap.
         accurate_fraction: with a committee, stop once this fraction of a round's explored frames is
             learned (below ``trust_lo``).
@@ -97,8 +100,8 @@ class DistillOptions(TrainerOptions):
     stress_weight: float = 0.0
     dtype: Literal["float32", "float64"] = "float32"
     committee: int = 1
-    trust_lo: float = 0.05
-    trust_hi: float = 0.15
+    trust_lo: float | None = None
+    trust_hi: float | None = None
     max_selected: int = 0
     accurate_fraction: float = 0.95
     test_data: str | None = None
@@ -110,7 +113,8 @@ class DistillOptions(TrainerOptions):
                              f"max_steps_per_round >= 0, got {self}")
         if not self.temperatures_K or min(self.temperatures_K) <= 0:
             raise ValueError(f"distill: temperatures_K must be positive, got {self.temperatures_K}")
-        if self.committee < 1 or self.max_selected < 0 or not 0.0 <= self.trust_lo < self.trust_hi:
+        lo, hi = self.trust_lo or 0.0, self.trust_hi if self.trust_hi is not None else float("inf")
+        if self.committee < 1 or self.max_selected < 0 or not 0.0 <= lo < hi:
             raise ValueError(f"distill: need committee >= 1, max_selected >= 0 and 0 <= trust_lo < trust_hi, "
                              f"got {self.committee}, {self.max_selected}, {self.trust_lo}, {self.trust_hi}")
         if not 0.0 < self.holdout_fraction < 1.0:

@@ -164,6 +164,7 @@ def distill(
     teacher.for_inference()
     head = teacher.resolve_head(options.head)
     teacher_calc = LAMCalculator(teacher, head=head, dtype="float64")
+    options = with_trust_levels(options, teacher, head)
     state = RoundState([build_student(teacher, head, parent, replace(options, seed=options.seed + k))
                         for k in range(options.committee)])
     rounds: list[dict[str, Any]] = []
@@ -185,6 +186,21 @@ def distill(
     result = DistillResult(out, rounds, converged, speed, reference)
     save_distilled(student, result, Lineage(parent, head, head, "distill"), options)
     return result
+
+
+DP_GEN_TRUST_LO = 0.05  # eV/Å, DP-GEN2's default lower trust level (the upper: three times it)
+
+
+def with_trust_levels(options: DistillOptions, teacher: LAM, head: str) -> DistillOptions:
+    """``options`` with both trust levels set: the user's, else from the teacher's error on test data."""
+    lo = options.trust_lo
+    if lo is None and options.test_data is not None and options.committee > 1:
+        lo = error_metrics(predict(teacher, load_frames(options.test_data), head))["force_rmse"]
+    lo = DP_GEN_TRUST_LO if lo is None else lo
+    hi = options.trust_hi if options.trust_hi is not None else 3.0 * lo
+    if not 0.0 <= lo < hi:
+        raise ValueError(f"distill: need 0 <= trust_lo < trust_hi, got {lo} and {hi} eV/Å")
+    return replace(options, trust_lo=lo, trust_hi=hi)
 
 
 def reference_errors(teacher: LAM, student: LAM, head: str, test_data: str | None) -> dict[str, Any] | None:
