@@ -137,7 +137,7 @@ def test_a_run_killed_in_a_round_resumes_with_the_same_student(tmp_path: Path, m
 def test_every_start_is_explored_at_every_temperature(tmp_path: Path) -> None:
     from lam.calculator import LAMCalculator
     from lam.model.lam import LAM
-    from lam.train.distill.explore import explore
+    from lam.train.distill.parallel import explore
 
     teacher = LAM.from_pretrained(teacher_folder(tmp_path)).for_inference()
     options = dataclasses.replace(FAST, temperatures_K=[300.0, 1200.0], md_steps=8, sample_every=2)
@@ -164,7 +164,8 @@ def test_periodic_starts_are_also_explored_at_pressure(tmp_path: Path) -> None:
     from lam.calculator import LAMCalculator
     from lam.model.lam import LAM
     from lam.testing import organic_molecule
-    from lam.train.distill.explore import explore, run_md
+    from lam.train.distill.explore import run_md
+    from lam.train.distill.parallel import explore
 
     teacher = LAM.from_pretrained(teacher_folder(tmp_path)).for_inference()
     calc = LAMCalculator(teacher, head="pbe", dtype="float64")
@@ -198,3 +199,23 @@ def test_trust_levels_default_to_the_teachers_error_on_the_users_data(tmp_path: 
     assert with_trust_levels(
         dataclasses.replace(options, trust_lo=0.1), teacher, "pbe"
     ).trust_hi == pytest.approx(0.3)
+
+
+def test_exploration_in_worker_processes_gives_the_same_frames(tmp_path: Path) -> None:
+    """Trajectories are independent seeded jobs: two worker processes return what one process does."""
+    import numpy as np
+
+    from lam.calculator import LAMCalculator
+    from lam.model.lam import LAM
+    from lam.train.distill.parallel import explore
+
+    teacher = LAM.from_pretrained(teacher_folder(tmp_path)).for_inference()
+    calc = LAMCalculator(teacher, head="pbe", dtype="float64")
+    student = LAM.from_pretrained(teacher_folder(tmp_path / "s"))  # any model can drive
+    options = dataclasses.replace(FAST, md_steps=6, sample_every=2, progress=False)
+    here = explore(2, starts(), calc, student, "pbe", options)
+    there = explore(2, starts(), calc, student, "pbe", dataclasses.replace(options, workers=2))
+    for ours, theirs in zip(here, there, strict=True):  # teacher-driven, then student-driven
+        assert [f.info["frame_id"] for f in ours] == [f.info["frame_id"] for f in theirs] and ours
+        for a, b in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(a.positions, b.positions, atol=1e-8)

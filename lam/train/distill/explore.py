@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import ase
@@ -16,7 +15,6 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
 from lam.calculator import LAMCalculator
 from lam.data.validate import InvalidFrameError, validate_atoms
-from lam.model.lam import LAM
 from lam.predict import iter_results
 from lam.train.distill.options import DistillOptions
 
@@ -115,39 +113,3 @@ def split_holdout(frames: Sequence[ase.Atoms], fraction: float, seed: int) -> tu
     order = np.random.default_rng(seed).permutation(len(frames))
     n_held = min(max(1, round(fraction * len(frames))), len(frames) - 1) if len(frames) > 1 else 0
     return [frames[i] for i in sorted(order[n_held:])], [frames[i] for i in sorted(order[:n_held])]
-
-
-def explore(
-    round_index: int, starts: Sequence[ase.Atoms], teacher_calc: LAMCalculator, student: LAM, head: str,
-    options: DistillOptions, rejected: list[dict] | None = None,
-) -> tuple[list[ase.Atoms], list[ase.Atoms]]:
-    """This round's (teacher-driven, student-driven) frames, unlabelled (geometry only).
-
-    One trajectory per starting structure and temperature, for each driver; periodic starts also get
-    one teacher-driven NPT trajectory per temperature and pressure.
-
-    Both drivers stop a trajectory at a force above ``options.max_force`` or a frame that fails
-    validation (recorded in ``rejected``).
-    """
-    seed = options.seed * 1000 + round_index * 100
-    by_teacher, by_student = [], []
-    student_calc = None
-    if round_index > 1:  # a copy: the calculator freezes the model it holds, and this student trains on
-        student_calc = LAMCalculator(copy.deepcopy(student), head=head, dtype=options.dtype)
-    for t, temperature in enumerate(options.temperatures_K):
-        for i, start in enumerate(starts):
-            common = {"max_force": options.max_force, "rejected": rejected, "temperature_K": temperature}
-            # a start is kept once (round 1, teacher, first temperature): copies would leak between
-            # training and held-out frames
-            by_teacher += run_md(start, teacher_calc, options, seed + 1000 * t + i,
-                                 f"r{round_index}-teacher-{temperature:g}K-s{i}",
-                                 include_start=round_index == 1 and t == 0, **common)
-            if student_calc is not None:
-                name = f"r{round_index}-student-{temperature:g}K-s{i}"
-                by_student += run_md(start, student_calc, options, seed + 1000 * t + 50 + i, name,
-                                     include_start=False, **common)
-            for p, pressure in enumerate(options.pressures_GPa if start.pbc.all() else []):
-                name = f"r{round_index}-teacher-{temperature:g}K-{pressure:g}GPa-s{i}"
-                by_teacher += run_md(start, teacher_calc, options, seed + 1000 * t + 100 * (p + 1) + i, name,
-                                     include_start=False, pressure_GPa=pressure, **common)
-    return by_teacher, by_student

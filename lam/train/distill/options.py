@@ -24,6 +24,8 @@ class DistillOptions(TrainerOptions):
         student: preset of the student (``student``: the two-body (repinit-only) descriptor).
         temperatures_K: Langevin thermostat temperatures, K: one trajectory per starting structure
             and temperature (``--temperatures-K 300 --temperatures-K 600``).
+        workers: exploration processes (each trajectory is an independent job on one core); 1 runs
+            them in this process.
         pressures_GPa: periodic starts also run Berendsen NPT at each of these pressures (GPa) and
             temperatures, driven by the teacher; empty: NVT only.
         rounds: exploration / labelling / training rounds at most.
@@ -80,6 +82,7 @@ class DistillOptions(TrainerOptions):
     student: str = "student"
     temperatures_K: list[float] = field(default_factory=lambda: [300.0])
     pressures_GPa: list[float] = field(default_factory=list)
+    workers: int = 1
     rounds: int = 3
     md_steps: int = 200
     sample_every: int = 10
@@ -114,6 +117,8 @@ class DistillOptions(TrainerOptions):
         if not self.temperatures_K or min(self.temperatures_K) <= 0:
             raise ValueError(f"distill: temperatures_K must be positive, got {self.temperatures_K}")
         lo, hi = self.trust_lo or 0.0, self.trust_hi if self.trust_hi is not None else float("inf")
+        if self.workers < 1:
+            raise ValueError(f"distill: workers must be >= 1, got {self.workers}")
         if self.committee < 1 or self.max_selected < 0 or not 0.0 <= lo < hi:
             raise ValueError(f"distill: need committee >= 1, max_selected >= 0 and 0 <= trust_lo < trust_hi, "
                              f"got {self.committee}, {self.max_selected}, {self.trust_lo}, {self.trust_hi}")

@@ -28,8 +28,9 @@ from lam.hub.models import load_model_and_ref
 from lam.hub.outputs import json_ready, refuse_existing_model, write_json
 from lam.model.lam import LAM
 from lam.train.distill.checkpoint import last_round, load_round, save_round
-from lam.train.distill.explore import explore, label_frames, split_holdout
+from lam.train.distill.explore import label_frames, split_holdout
 from lam.train.distill.options import DistillOptions
+from lam.train.distill.parallel import explore
 from lam.train.distill.report import PLOT_FILE, plot_agreement
 from lam.train.distill.select import committee_deviations, select
 from lam.train.distill.student import build_student, compare_speed, prepare_fresh_student, train_student

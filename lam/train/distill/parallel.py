@@ -1,0 +1,218 @@
+"""Exploration trajectories as independent jobs: in this process, or in ``--workers`` processes.
+
+Each :class:`Trajectory` is a whole MD run with its own seed, so its frames do not depend on which
+process runs it or in which order. With workers, the drivers (teacher and student) are written once
+per round to a temporary folder as safetensors + JSON and loaded by each worker process (started with
+``spawn``, so nothing of this process but the task is inherited); the frames come back in task order.
+Progress: one line per finished trajectory with the running MD speed in atom-steps/s.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import multiprocessing
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import ase
+from safetensors.torch import load_file, save_file
+
+from lam.calculator import LAMCalculator
+from lam.model.config import LAMConfig
+from lam.model.lam import LAM
+from lam.train.distill.explore import run_md
+from lam.train.distill.options import DistillOptions
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One MD run: which driver, from which start, with which seed, name and conditions."""
+
+    driver: str  # "teacher" or "student"
+    start: int
+    seed: int
+    name: str
+    include_start: bool
+    temperature_K: float
+    pressure_GPa: float | None = None
+
+
+def _run(
+    job: Trajectory, start: ase.Atoms, calc: LAMCalculator, options: DistillOptions
+) -> tuple[list, list]:
+    rejected: list[dict] = []
+    frames = run_md(
+        start,
+        calc,
+        options,
+        job.seed,
+        job.name,
+        max_force=options.max_force,
+        include_start=job.include_start,
+        rejected=rejected,
+        temperature_K=job.temperature_K,
+        pressure_GPa=job.pressure_GPa,
+    )
+    return frames, rejected
+
+
+def _export(model: LAM, folder: Path) -> None:
+    """Weights (safetensors) and config (JSON) of ``model``, exactly, in its own dtype."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, folder / "w.safetensors"
+    )
+    (folder / "config.json").write_text(json.dumps(model.config.to_dict()))
+
+
+def _import(folder: Path) -> LAM:
+    tensors = load_file(folder / "w.safetensors")
+    dtype = next(v.dtype for v in tensors.values() if v.is_floating_point())
+    model = LAM(LAMConfig.from_dict(json.loads((folder / "config.json").read_text()))).to(dtype)
+    model.load_state_dict(tensors)
+    return model
+
+
+_WORKER: dict = {}  # per worker process: its drivers' calculators, the starts and the options
+
+
+def _init_worker(folders: dict[str, str], dtypes: dict[str, str], head: str, starts: list, options) -> None:  # noqa: ANN001
+    import torch
+
+    torch.set_num_threads(1)  # one core per worker: the workers are the parallelism
+    _WORKER["calcs"] = {
+        name: LAMCalculator(_import(Path(path)), head=head, dtype=dtypes[name])
+        for name, path in folders.items()
+    }
+    _WORKER["starts"], _WORKER["options"] = starts, options
+
+
+def _work(job: Trajectory) -> tuple[list, list]:
+    return _run(job, _WORKER["starts"][job.start], _WORKER["calcs"][job.driver], _WORKER["options"])
+
+
+def run_trajectories(
+    jobs: Sequence[Trajectory],
+    starts: Sequence[ase.Atoms],
+    calcs: dict[str, LAMCalculator],
+    options: DistillOptions,
+) -> tuple[dict[str, list], list[dict]]:
+    """Frames of every job grouped by driver (in job order), and the rejected frames."""
+    results: list[tuple[list, list] | None] = [None] * len(jobs)
+    started, atom_steps = time.perf_counter(), 0
+    for index, outcome in _outcomes(jobs, starts, calcs, options):
+        results[index] = outcome
+        atom_steps += len(starts[jobs[index].start]) * options.md_steps
+        if options.progress and len(jobs) > 1:
+            speed = atom_steps / max(time.perf_counter() - started, 1e-9)
+            print(
+                f"  explored {sum(r is not None for r in results)}/{len(jobs)} trajectories "
+                f"({speed:,.0f} atom-steps/s)",
+                flush=True,
+            )
+    frames: dict[str, list] = {"teacher": [], "student": []}
+    rejected: list[dict] = []
+    for job, (job_frames, job_rejected) in zip(jobs, results, strict=True):
+        frames[job.driver] += job_frames
+        rejected += job_rejected
+    return frames, rejected
+
+
+def _outcomes(
+    jobs: Sequence[Trajectory],
+    starts: Sequence[ase.Atoms],
+    calcs: dict[str, LAMCalculator],
+    options: DistillOptions,
+) -> Iterator[tuple[int, tuple[list, list]]]:
+    """(job index, (frames, rejected)) as jobs finish: here, or in ``options.workers`` processes."""
+    if options.workers <= 1:
+        for index, job in enumerate(jobs):
+            yield index, _run(job, starts[job.start], calcs[job.driver], options)
+        return
+    with tempfile.TemporaryDirectory(prefix="lam-distill-") as tmp:
+        folders = {name: str(Path(tmp) / name) for name in calcs}
+        for name, calc in calcs.items():
+            _export(calc.model, Path(folders[name]))
+        dtypes = {name: str(calc.torch_dtype).removeprefix("torch.") for name, calc in calcs.items()}
+        head = next(iter(calcs.values())).head
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            options.workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(folders, dtypes, head, list(starts), options),
+        ) as pool:
+            futures = {pool.submit(_work, job): index for index, job in enumerate(jobs)}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+
+
+def trajectories(
+    round_index: int, starts: Sequence[ase.Atoms], options: DistillOptions, with_student: bool
+) -> list[Trajectory]:
+    """The round's MD runs: per temperature and start, the teacher's (and the student's), plus NPT."""
+    seed = options.seed * 1000 + round_index * 100
+    jobs = []
+    for t, temperature in enumerate(options.temperatures_K):
+        for i, start in enumerate(starts):
+            base, label = seed + 1000 * t + i, f"r{round_index}-{{}}-{temperature:g}K"
+            # a start is kept once (round 1, teacher, first temperature): copies would leak between
+            # training and held-out frames
+            jobs.append(
+                Trajectory(
+                    "teacher",
+                    i,
+                    base,
+                    f"{label.format('teacher')}-s{i}",
+                    round_index == 1 and t == 0,
+                    temperature,
+                )
+            )
+            if with_student:
+                jobs.append(
+                    Trajectory("student", i, base + 50, f"{label.format('student')}-s{i}", False, temperature)
+                )
+            for p, pressure in enumerate(options.pressures_GPa if start.pbc.all() else []):
+                jobs.append(
+                    Trajectory(
+                        "teacher",
+                        i,
+                        base + 100 * (p + 1),
+                        f"{label.format('teacher')}-{pressure:g}GPa-s{i}",
+                        False,
+                        temperature,
+                        pressure,
+                    )
+                )
+    return jobs
+
+
+def explore(
+    round_index: int,
+    starts: Sequence[ase.Atoms],
+    teacher_calc: LAMCalculator,
+    student: LAM,
+    head: str,
+    options: DistillOptions,
+    rejected: list[dict] | None = None,
+) -> tuple[list[ase.Atoms], list[ase.Atoms]]:
+    """This round's (teacher-driven, student-driven) frames, unlabelled (geometry only).
+
+    One trajectory per starting structure and temperature, for each driver (the student from round
+    2); periodic starts also get one teacher-driven NPT trajectory per temperature and pressure. Both
+    drivers stop a trajectory at a force above ``options.max_force`` or a frame that fails validation
+    (recorded in ``rejected``).
+    """
+    calcs = {"teacher": teacher_calc}
+    if round_index > 1:  # a copy: the calculator freezes the model it holds, and this student trains on
+        calcs["student"] = LAMCalculator(copy.deepcopy(student), head=head, dtype=options.dtype)
+    jobs = trajectories(round_index, starts, options, with_student="student" in calcs)
+    frames, refused = run_trajectories(jobs, starts, calcs, options)
+    if rejected is not None:
+        rejected += refused
+    return frames["teacher"], frames["student"]
