@@ -101,6 +101,8 @@ def test_report_shows_rounds_agreement_improving_and_speed(distilled: tuple[Path
     assert not report["converged"]
     speed = report["speed"]
     assert speed["teacher_us_per_atom"] > 0 and speed["student_us_per_atom"] > 0
+    assert speed["md_speedup"] == pytest.approx(
+        speed["student_md_atom_steps_per_s"] / speed["teacher_md_atom_steps_per_s"])
     assert speed["n_atoms"] >= 64
 
 
