@@ -1,4 +1,4 @@
-"""Benchmark distillation: student-vs-teacher speed over system sizes, and optionally a full distill run.
+"""Benchmark distillation: student-vs-teacher speed (single point and MD) over system sizes, and a distill run.
 
 Speed is measured in this process through ``LAMCalculator`` (energy + forces, median of repeats after a
 warm-up) on periodic Cu/Au fcc supercells; the 1-minute load average is printed with it because the
@@ -27,6 +27,7 @@ from lam.hub.models import load_model
 from lam.model.config import HeadSpec, preset
 from lam.model.lam import LAM
 from lam.train.distill import DistillOptions, distill, format_round, speed_us_per_atom
+from lam.train.distill.student import md_atom_steps_per_s
 
 
 def alloy(n_atoms: int, seed: int = 0) -> ase.Atoms:
@@ -49,16 +50,21 @@ def stand_in_teacher(name: str) -> LAM:
 
 
 def speed_table(teacher: LAM, student: LAM, head: str, sizes: list[int], dtype: str) -> list[dict]:
-    """µs/atom of both models per system size."""
+    """µs/atom (single point) and MD atom-steps/s (ASE Velocity Verlet) of both models per system size."""
     rows = []
     for size in sizes:
         atoms = alloy(size)
         t_us = speed_us_per_atom(teacher, head, atoms, dtype)
         s_us = speed_us_per_atom(student, head, atoms, dtype)
+        t_md = md_atom_steps_per_s(teacher, head, atoms, dtype)
+        s_md = md_atom_steps_per_s(student, head, atoms, dtype)
         rows.append({"n_atoms": len(atoms), "teacher_us_per_atom": t_us, "student_us_per_atom": s_us,
-                     "speedup": t_us / s_us, "load_average_1min": os.getloadavg()[0]})
-        print(f"{len(atoms):>5} atoms: teacher {t_us:8.0f} µs/atom, student {s_us:7.0f} µs/atom, "
-              f"speed-up {t_us / s_us:5.1f}x (load {os.getloadavg()[0]:.1f})", flush=True)
+                     "speedup": t_us / s_us, "teacher_md_atom_steps_per_s": t_md,
+                     "student_md_atom_steps_per_s": s_md, "md_speedup": s_md / t_md,
+                     "load_average_1min": os.getloadavg()[0]})
+        print(f"{len(atoms):>5} atoms: teacher {t_us:8.0f} µs/atom, student {s_us:7.0f} µs/atom "
+              f"({t_us / s_us:5.1f}x); MD {t_md:8.0f} / {s_md:8.0f} atom-steps/s ({s_md / t_md:5.1f}x) "
+              f"(load {os.getloadavg()[0]:.1f})", flush=True)
     return rows
 
 
