@@ -31,6 +31,7 @@ MODE_FACTORS = {"energy": 1.0, "forces": 1.5, "training": 4.0}
 EDGE_BYTES = 128  # the edge list and its sort keys, distances and shifts, per neighbour pair
 AVAILABLE_FRACTION = 0.8
 SMALL_BATCH_BYTES = 64 * 2**20  # below this, no device query: any machine that runs lam has it
+UNCAPPED = 2**30  # a neighbour count above every nsel: each block's slots at its cap
 _UNITS = {"": 1, "B": 1, "KB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40}
 
 
@@ -111,10 +112,16 @@ def check_batch_memory(config: LAMConfig, batch: object, dtype: torch.dtype, mod
     n_atoms = batch[keys.ATOMIC_NUMBERS].shape[0]
     if n_atoms == 0 or edge_index.shape[1] == 0:
         return
+    n_edges, bytes_per_float = edge_index.shape[1], dtype.itemsize
+    explicit = "LAM_MEMORY_LIMIT" in os.environ
+    # every block's slots are capped by its nsel: the estimate at the caps bounds the batch from above,
+    # so small batches (MD steps, most training batches) skip counting neighbours, on the hot path
+    at_caps = estimate_bytes(config, n_atoms, n_edges, UNCAPPED, bytes_per_float, mode)
+    if at_caps < SMALL_BATCH_BYTES and not explicit:
+        return
     widest = int(torch.bincount(edge_index[0], minlength=n_atoms).max())
-    bytes_per_float = dtype.itemsize
-    need = estimate_bytes(config, n_atoms, edge_index.shape[1], widest, bytes_per_float, mode)
-    if need < SMALL_BATCH_BYTES and "LAM_MEMORY_LIMIT" not in os.environ:
+    need = estimate_bytes(config, n_atoms, n_edges, widest, bytes_per_float, mode)
+    if need < SMALL_BATCH_BYTES and not explicit:
         return
     limit, origin = memory_limit(edge_index.device)
     if need <= limit:

@@ -187,17 +187,27 @@ def test_trust_levels_default_to_the_teachers_error_on_the_users_data(tmp_path: 
     from lam.train.distill.run import DP_GEN_TRUST_LO, with_trust_levels
     from lam.train.evaluate import error_metrics, predict
 
-    teacher = LAM.from_pretrained(teacher_folder(tmp_path))
+    teacher_dir = teacher_folder(tmp_path)
     cu = emt_labelled_cells("Cu", 3, seed=3)
     ase.io.write(tmp_path / "dft.extxyz", cu)
-    options = dataclasses.replace(FAST, committee=2, test_data=str(tmp_path / "dft.extxyz"))
-    resolved = with_trust_levels(options, teacher, "pbe")
+    options = dataclasses.replace(
+        FAST,
+        teacher=str(teacher_dir),
+        out=tmp_path / "student",
+        structures="alloy",
+        rounds=1,
+        committee=2,
+        test_data=str(tmp_path / "dft.extxyz"),
+    )
+    distill(options, starts())
+    resolved = json.loads((tmp_path / "student" / "distill.json").read_text())["options"]
+    teacher = LAM.from_pretrained(teacher_dir).double()  # the run's teacher calculator works in float64
     error = error_metrics(predict(teacher, cu, "pbe"))["force_rmse"]
-    assert resolved.trust_lo == pytest.approx(error) and resolved.trust_hi == pytest.approx(3 * error)
-    plain = with_trust_levels(dataclasses.replace(FAST, committee=2), teacher, "pbe")
+    assert resolved["trust_lo"] == pytest.approx(error) and resolved["trust_hi"] == pytest.approx(3 * error)
+    plain = with_trust_levels(dataclasses.replace(FAST, committee=2), None)
     assert (plain.trust_lo, plain.trust_hi) == (DP_GEN_TRUST_LO, 3 * DP_GEN_TRUST_LO)
     assert with_trust_levels(
-        dataclasses.replace(options, trust_lo=0.1), teacher, "pbe"
+        dataclasses.replace(options, trust_lo=0.1), {"force_rmse": 0.5}
     ).trust_hi == pytest.approx(0.3)
 
 

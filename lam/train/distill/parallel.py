@@ -1,16 +1,16 @@
 """Exploration trajectories as independent jobs: in this process, or in ``--workers`` processes.
 
 Each :class:`Trajectory` is a whole MD run with its own seed, so its frames do not depend on which
-process runs it or in which order. With workers, the drivers (teacher and student) are written once
-per round to a temporary folder as safetensors + JSON and loaded by each worker process (started with
-``spawn``, so nothing of this process but the task is inherited); the frames come back in task order.
+process runs it or in which order. With workers, the drivers (teacher and student) are saved once per
+round to a temporary folder as lam model folders (safetensors + JSON, loaded exactly in their dtype)
+and loaded by each worker process (started with ``spawn``, so nothing of this process but the task
+is inherited); the frames come back in task order.
 Progress: one line per finished trajectory with the running MD speed in atom-steps/s.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import multiprocessing
 import tempfile
 import time
@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ase
-from safetensors.torch import load_file, save_file
 
 from lam.calculator import LAMCalculator
-from lam.model.config import LAMConfig
 from lam.model.lam import LAM
 from lam.train.distill.explore import run_md
 from lam.train.distill.options import DistillOptions
@@ -61,23 +59,6 @@ def _run(
     return frames, rejected
 
 
-def _export(model: LAM, folder: Path) -> None:
-    """Weights (safetensors) and config (JSON) of ``model``, exactly, in its own dtype."""
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, folder / "w.safetensors"
-    )
-    (folder / "config.json").write_text(json.dumps(model.config.to_dict()))
-
-
-def _import(folder: Path) -> LAM:
-    tensors = load_file(folder / "w.safetensors")
-    dtype = next(v.dtype for v in tensors.values() if v.is_floating_point())
-    model = LAM(LAMConfig.from_dict(json.loads((folder / "config.json").read_text()))).to(dtype)
-    model.load_state_dict(tensors)
-    return model
-
-
 _WORKER: dict = {}  # per worker process: its drivers' calculators, the starts and the options
 
 
@@ -86,7 +67,7 @@ def _init_worker(folders: dict[str, str], dtypes: dict[str, str], head: str, sta
 
     torch.set_num_threads(1)  # one core per worker: the workers are the parallelism
     _WORKER["calcs"] = {
-        name: LAMCalculator(_import(Path(path)), head=head, dtype=dtypes[name])
+        name: LAMCalculator(LAM.from_pretrained(path), head=head, dtype=dtypes[name])
         for name, path in folders.items()
     }
     _WORKER["starts"], _WORKER["options"] = starts, options
@@ -137,7 +118,7 @@ def _outcomes(
     with tempfile.TemporaryDirectory(prefix="lam-distill-") as tmp:
         folders = {name: str(Path(tmp) / name) for name in calcs}
         for name, calc in calcs.items():
-            _export(calc.model, Path(folders[name]))
+            calc.model.save_pretrained(folders[name])  # safetensors + JSON, loaded exactly in its dtype
         dtypes = {name: str(calc.torch_dtype).removeprefix("torch.") for name, calc in calcs.items()}
         head = next(iter(calcs.values())).head
         context = multiprocessing.get_context("spawn")

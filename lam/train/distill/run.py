@@ -165,7 +165,10 @@ def distill(
     teacher.for_inference()
     head = teacher.resolve_head(options.head)
     teacher_calc = LAMCalculator(teacher, head=head, dtype="float64")
-    options = with_trust_levels(options, teacher, head)
+    # the teacher's errors on the user's reference data: trust levels now, the report at the end
+    test_frames = load_frames(options.test_data) if options.test_data is not None else None
+    teacher_test = error_metrics(predict(teacher, test_frames, head)) if test_frames else None
+    options = with_trust_levels(options, teacher_test)
     state = RoundState([build_student(teacher, head, parent, replace(options, seed=options.seed + k))
                         for k in range(options.committee)])
     rounds: list[dict[str, Any]] = []
@@ -183,7 +186,7 @@ def distill(
     converged = _converged(rounds[-1], options)
     student = state.members[rounds[-1]["best_member"]]
     speed = compare_speed(teacher, student, head, max(structures, key=len), options.dtype)
-    reference = reference_errors(teacher, student, head, options.test_data)
+    reference = reference_errors(options.test_data, test_frames, teacher_test, student, head)
     result = DistillResult(out, rounds, converged, speed, reference)
     save_distilled(student, result, Lineage(parent, head, head, "distill"), options)
     return result
@@ -192,11 +195,16 @@ def distill(
 DP_GEN_TRUST_LO = 0.05  # eV/Å, DP-GEN2's default lower trust level (the upper: three times it)
 
 
-def with_trust_levels(options: DistillOptions, teacher: LAM, head: str) -> DistillOptions:
-    """``options`` with both trust levels set: the user's, else from the teacher's error on test data."""
+def with_trust_levels(options: DistillOptions, teacher_test: dict[str, Any] | None) -> DistillOptions:
+    """``options`` with both trust levels set: the user's, else from the teacher's test-data errors.
+
+    Args:
+        options: the run's options.
+        teacher_test: the teacher's :func:`error_metrics` on ``options.test_data`` (None without).
+    """
     lo = options.trust_lo
-    if lo is None and options.test_data is not None and options.committee > 1:
-        lo = error_metrics(predict(teacher, load_frames(options.test_data), head))["force_rmse"]
+    if lo is None and teacher_test is not None and options.committee > 1:
+        lo = teacher_test["force_rmse"]
     lo = DP_GEN_TRUST_LO if lo is None else lo
     hi = options.trust_hi if options.trust_hi is not None else 3.0 * lo
     if not 0.0 <= lo < hi:
@@ -204,14 +212,15 @@ def with_trust_levels(options: DistillOptions, teacher: LAM, head: str) -> Disti
     return replace(options, trust_lo=lo, trust_hi=hi)
 
 
-def reference_errors(teacher: LAM, student: LAM, head: str, test_data: str | None) -> dict[str, Any] | None:
+def reference_errors(
+    test_data: str | None, frames: list[ase.Atoms] | None, teacher_test: dict[str, Any] | None, student: LAM,
+    head: str,
+) -> dict[str, Any] | None:
     """Student and teacher errors against the user's labelled frames (their own DFT), or None."""
-    if test_data is None:
+    if test_data is None or frames is None:
         return None
-    frames = load_frames(test_data)
     return {"test_data": test_data, "frames": len(frames),
-            "student": error_metrics(predict(student, frames, head)),
-            "teacher": error_metrics(predict(teacher, frames, head))}
+            "student": error_metrics(predict(student, frames, head)), "teacher": teacher_test}
 
 
 def save_distilled(

@@ -2,10 +2,10 @@
 
 Each candidate frame is scored by the committee's maximum per-atom force deviation (DP-GEN's
 ``max_devi_f``, computed by :func:`lam.calculator.committee_results`, the code the committee
-calculator uses). Below ``trust_lo`` the students agree: the frame is already learned and costs no
-teacher label. Above ``trust_hi`` they disagree so much that the frame is likely unphysical (a
-trajectory that left the known region): it is reported, not labelled. In between it is selected,
-at most ``max_selected`` per round (a seeded random subset).
+calculator uses, on batched predictions). Below ``trust_lo`` the students agree: the frame is
+already learned and costs no teacher label. Above ``trust_hi`` they disagree so much that the frame
+is likely unphysical (a trajectory that left the known region): it is reported, not labelled. In
+between it is selected, at most ``max_selected`` per round (a seeded random subset).
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from dataclasses import dataclass
 
 import ase
 import numpy as np
+import torch
 
-from lam.calculator import LAMCalculator
+from lam.calculator import committee_results
 from lam.model.lam import LAM
+from lam.predict import iter_results
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,19 @@ class Selection:
     def counts(self) -> dict[str, int | float]:
         """Counts and the accurate fraction, for the report."""
         total = max(len(self.deviations), 1)
-        return {"candidates": len(self.deviations), "accurate": len(self.accurate),
-                "selected": len(self.selected), "failed": len(self.failed), "over_cap": len(self.skipped),
-                "accurate_fraction": len(self.accurate) / total}
+        return {
+            "candidates": len(self.deviations),
+            "accurate": len(self.accurate),
+            "selected": len(self.selected),
+            "failed": len(self.failed),
+            "over_cap": len(self.skipped),
+            "accurate_fraction": len(self.accurate) / total,
+        }
 
 
-def select(deviations: Sequence[float], trust_lo: float, trust_hi: float, max_selected: int,
-           seed: int) -> Selection:
+def select(
+    deviations: Sequence[float], trust_lo: float, trust_hi: float, max_selected: int, seed: int
+) -> Selection:
     """Sort frames by deviation into accurate / selected / failed (see the module docstring).
 
     Args:
@@ -67,13 +75,18 @@ def select(deviations: Sequence[float], trust_lo: float, trust_hi: float, max_se
 def committee_deviations(
     frames: Sequence[ase.Atoms], members: Sequence[LAM], head: str, dtype: str
 ) -> list[float]:
-    """Each frame's maximum per-atom force deviation over the committee ``members`` (eV/Å)."""
-    # copies: the calculator freezes the models it holds for inference, and the members train on
-    calc = LAMCalculator([copy.deepcopy(member) for member in members], head=head, dtype=dtype)
-    deviations = []
-    for frame in frames:
-        atoms = frame.copy()
-        atoms.calc = calc
-        atoms.get_forces()
-        deviations.append(float(calc.results["forces_deviation_max"]))
-    return deviations
+    """Each frame's maximum per-atom force deviation over the committee ``members`` (eV/Å).
+
+    Each member predicts all frames in batches (the package's predict loop); the deviation is the
+    committee calculator's own (:func:`~lam.calculator.committee_results`).
+    """
+    torch_dtype = getattr(torch, dtype)
+    # copies: inference mode freezes the weights, and the members train on
+    per_member = [
+        list(iter_results(copy.deepcopy(m).to(torch_dtype).for_inference(), frames, head, stress=False))
+        for m in members
+    ]
+    return [
+        float(committee_results([results[i] for results in per_member])["forces_deviation_max"])
+        for i in range(len(frames))
+    ]
