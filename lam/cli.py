@@ -94,14 +94,15 @@ def _is_list(kind: Any) -> bool:
 
 
 def _collect_lists(argv: list[str], list_flags: set[str]) -> list[str]:
-    """``--branch a --branch b`` -> ``--branch ["a", "b"]`` (jsonargparse wants one list value)."""
+    """``--branch a --branch b`` or ``--branch a,b`` -> ``--branch ["a", "b"]`` (jsonargparse wants one list)."""
     values: dict[str, list[str]] = {}
     rest: list[str] = []
     tokens = iter(argv)
     for token in tokens:
         flag, eq, value = token.partition("=")
         if flag in list_flags and not value.startswith("["):
-            values.setdefault(flag, []).append(value if eq else next(tokens, ""))
+            given = value if eq else next(tokens, "")
+            values.setdefault(flag, []).extend(given.split(",") if "," in given else [given])
         else:
             rest.append(token)
     for flag, items in values.items():

@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--distill_out", type=Path, help="also run a distillation into this folder")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--md_steps", type=int, default=100)
-    parser.add_argument("--max_steps_per_round", type=int, default=300)
+    parser.add_argument("--steps_per_iteration", type=int, default=300)
     parser.add_argument("--target_force_rmse", type=float, default=0.05)
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
@@ -99,7 +99,7 @@ def main() -> None:
                 ref = str(Path(tmp) / "teacher")
             options = DistillOptions(teacher=ref, structures="bench: Cu/Au fcc 32 atoms", out=args.distill_out,
                                      overwrite=True, head=head, rounds=args.rounds, md_steps=args.md_steps,
-                                     max_steps_per_round=args.max_steps_per_round, dtype=args.dtype,
+                                     steps_per_iteration=args.steps_per_iteration, dtype=args.dtype,
                                      target_force_rmse=args.target_force_rmse)
             result = distill(options, [alloy(32, seed=0), alloy(32, seed=1)],
                              progress=lambda record: print(format_round(record), flush=True))

@@ -8,7 +8,7 @@ force RMSE over the teacher's force RMS on the first 30 training frames and the 
 Prints ONE JSON object.
 
     python scripts/sweep_distill_student.py                  # the default sweep (~6 min on 2 cores)
-    python scripts/sweep_distill_student.py '{"max_steps_per_round": 4000, "lr": 3e-3}'
+    python scripts/sweep_distill_student.py '{"steps_per_iteration": 4000, "lr": 3e-3}'
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from lam.train.distill.options import DistillOptions
 from lam.train.distill.student import build_student, prepare_fresh_student, train_student
 
 HEAD = "s66x8_wb97x"
-SWEEP = [{"max_steps_per_round": 50, "lr": 3e-3}, {"max_steps_per_round": 500},
-         {"max_steps_per_round": 1000, "lr": 3e-3}, {"max_steps_per_round": 2000, "lr": 3e-3},
-         {"max_steps_per_round": 4000, "lr": 3e-3}, {"max_steps_per_round": 1000, "lr": 3e-3, "student": "tiny"}]
+SWEEP = [{"steps_per_iteration": 50, "lr": 3e-3}, {"steps_per_iteration": 500},
+         {"steps_per_iteration": 1000, "lr": 3e-3}, {"steps_per_iteration": 2000, "lr": 3e-3},
+         {"steps_per_iteration": 4000, "lr": 3e-3}, {"steps_per_iteration": 1000, "lr": 3e-3, "student": "tiny"}]
 
 
 def teacher_frames(teacher: LAM) -> list[ase.Atoms]:

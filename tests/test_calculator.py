@@ -152,7 +152,7 @@ def trained_student(frames, seed: int):
     head = model.resolve_head(None)
     fit_environment(model, frames)  # without it a fresh student's forces start near zero and stay there
     refit_energy_references(model, frames, head)
-    options = DistillOptions(seed=seed, max_steps_per_round=80, lr=1e-2, dtype="float64", progress=False,
+    options = DistillOptions(seed=seed, steps_per_iteration=80, lr=1e-2, dtype="float64", progress=False,
                              start_pref_e=1.0, start_pref_f=1.0)
     with tempfile.TemporaryDirectory() as logs:
         train_student(model, head, frames, options, Path(logs), f"seed{seed}")

@@ -243,7 +243,7 @@ def pretrained_card(model: Any, metrics: dict[str, Any], recipe: str) -> ModelCa
 
 def distilled_card(
     lineage: Lineage,
-    rounds: Sequence[dict[str, Any]],
+    iterations: Sequence[dict[str, Any]],
     converged: bool,
     speed: dict[str, Any],
     options: Mapping[str, Any],
@@ -266,10 +266,10 @@ def distilled_card(
         lam_lineage={**lineage.to_dict(), "structures": structures, "distillation": settings},
     )
     rows = "\n".join(
-        f"| {r['round']} | {r['train_frames']} / {r['holdout_frames']} | {r['steps']} | "
+        f"| {r['iteration']} | {r['train_frames']} / {r['holdout_frames']} | {r['steps']} | "
         f"{1000 * r['holdout']['energy_mae_per_atom']:.2f} | {1000 * r['holdout']['force_rmse']:.2f} | "
         f"{1000 * r['holdout_teacher_force_rms']:.1f} |"
-        for r in rounds
+        for r in iterations
     )
     return ModelCard.from_template(
         data,
@@ -280,7 +280,7 @@ def distilled_card(
         commit=lineage.parent.commit,
         head=lineage.head,
         student=options["student"],
-        temperature=" / ".join(f"{t:g}" for t in options["temperatures_K"]),
+        temperature=" / ".join(f"{t:g}" for t in options["temperatures"]),
         rows=rows,
         target=1000 * options["target_force_rmse"],
         converged=converged,

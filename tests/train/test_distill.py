@@ -1,4 +1,4 @@
-"""``lam distill``: teacher-driven and student-driven MD, teacher labels, rounds, the saved student."""
+"""``lam distill``: teacher-driven and student-driven MD, teacher labels, iterations, the saved student."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from lam.train.distill import DistillOptions, distill, format_round, label_frame
 torch.set_num_threads(1)
 RECIPE = Path(__file__).parents[2] / "recipes" / "distill.yaml"
 REFERENCES = {29: -3.5, 79: -4.2}  # eV, the teacher head's isolated-atom energies
-FAST = DistillOptions(rounds=2, md_steps=12, sample_every=2, max_steps_per_round=40, lr=3e-3, batch_size=2,
-                      target_force_rmse=1e-5)  # unreachable: both rounds run
+FAST = DistillOptions(iterations=2, md_steps=12, sample_every=2, steps_per_iteration=40, lr=3e-3, batch_size=2,
+                      target_force_rmse=1e-5)  # unreachable: both iterations run
 
 
 def teacher_folder(root: Path) -> Path:
@@ -53,9 +53,9 @@ def distilled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
     lines: list[str] = []
     options = dataclasses.replace(FAST, teacher=str(teacher), out=out, structures="alloy.extxyz")
     distill(options, starts(), progress=lambda record: lines.append(format_round(record)))
-    assert [line.split(":")[0] for line in lines] == ["round 1", "round 2"]
+    assert [line.split(":")[0] for line in lines] == ["iteration 1", "iteration 2"]
     assert "new frames before training" in lines[1] and "F RMSE" in lines[0]
-    return teacher, out, json.loads((out / "distill.json").read_text())
+    return teacher, out, json.loads((out / "report.json").read_text())
 
 
 def test_student_folder_loads_without_the_teacher(distilled: tuple[Path, Path, dict]) -> None:
@@ -68,7 +68,7 @@ def test_student_folder_loads_without_the_teacher(distilled: tuple[Path, Path, d
     assert set(student.state_dict()) == set(fresh.state_dict())
     teacher_only = set(LAM.from_pretrained(teacher_dir).state_dict()) - set(fresh.state_dict())
     assert teacher_only and not set(student.state_dict()) & teacher_only
-    for name in ("config.json", "model.safetensors", "README.md", "distill.json", "agreement.png"):
+    for name in ("config.json", "model.safetensors", "README.md", "report.json", "agreement.png"):
         assert (out / name).is_file(), name
 
 
@@ -83,16 +83,16 @@ def test_student_references_are_the_teachers_shifted_to_the_labels(distilled: tu
     student = LAM.from_pretrained(out)
     assert set(student.heads["pbe"].energy_references()) == set(REFERENCES)
     assert student.heads["pbe"].energy_references() != pytest.approx(REFERENCES)
-    first = report["rounds"][0]["holdout"]
+    first = report["iterations"][0]["holdout"]
     assert first["energy_mae_per_atom"] < 0.02, first  # eV/atom
 
 
-def test_report_shows_rounds_agreement_improving_and_speed(distilled: tuple[Path, Path, dict]) -> None:
+def test_report_shows_iterations_agreement_improving_and_speed(distilled: tuple[Path, Path, dict]) -> None:
     _, _, report = distilled
-    first, last = report["rounds"][0], report["rounds"][-1]
-    assert [r["round"] for r in report["rounds"]] == [1, 2]
+    first, last = report["iterations"][0], report["iterations"][-1]
+    assert [r["iteration"] for r in report["iterations"]] == [1, 2]
     assert first["frames_student_md"] == 0 and last["frames_student_md"] > 0  # the student drove MD
-    # 2 starts x (12 / 2 + 1) frames; later rounds do not sample the starts again (no train/held-out copies)
+    # 2 starts x (12 / 2 + 1) frames; later iterations do not sample the starts again (no train/held-out copies)
     assert (first["frames_teacher_md"], last["frames_teacher_md"]) == (14, 12)
     assert last["new_frames_before_training"]["force_rmse"] > 0
     assert last["train_frames"] > first["train_frames"] and last["holdout_frames"] > first["holdout_frames"]
@@ -111,7 +111,7 @@ def test_lineage_names_the_teacher(distilled: tuple[Path, Path, dict]) -> None:
     lineage = read_lineage(out)
     assert lineage["parent"] == str(teacher_dir.resolve()) == report["lineage"]["parent"]
     assert lineage["parent_head"] == "pbe" and lineage["mode"] == "distill"
-    assert lineage["distillation"]["temperatures_K"] == [300.0]
+    assert lineage["distillation"]["temperatures"] == [300.0]
     assert "distilled from" in LAM.from_pretrained(out).config.heads[0].level_of_theory
 
 

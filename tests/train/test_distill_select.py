@@ -14,6 +14,7 @@ from test_distill import FAST, starts, teacher_folder  # noqa: E402
 from lam.testing import emt_labelled_cells
 from lam.train.distill import DistillOptions, distill
 from lam.train.distill.select import select
+from lam.train.distill.options import quick_budget
 
 
 def test_frames_are_sorted_by_their_committee_deviation() -> None:
@@ -54,15 +55,15 @@ def test_a_committee_labels_only_what_it_disagrees_on(tmp_path: Path) -> None:
         test_data=str(tmp_path / "dft.extxyz"),
     )
     result = distill(options, starts())
-    first, second = result.rounds
-    assert first["selection"] is None and first["labelled"] == first["frames_teacher_md"]
+    first, second = result.iterations
+    assert first["selection"]["by"] == "all" and first["labelled"] == first["frames_teacher_md"]
     chosen = second["selection"]
     explored = second["frames_teacher_md"] + second["frames_student_md"]
     assert chosen["candidates"] == explored
     assert chosen["accurate"] + chosen["selected"] + chosen["failed"] + chosen["over_cap"] == explored
     assert second["labelled"] == chosen["selected"]
     assert len(second["committee_holdout_force_rmse"]) == 2
-    report = json.loads((tmp_path / "student" / "distill.json").read_text())
+    report = json.loads((tmp_path / "student" / "report.json").read_text())
     against = report["against_test_data"]
     assert (
         against["frames"] == 3
@@ -78,14 +79,14 @@ def test_a_committee_that_agrees_everywhere_stops_early(tmp_path: Path) -> None:
         teacher=str(teacher),
         out=tmp_path / "student",
         structures="alloy",
-        rounds=3,
+        iterations=3,
         committee=2,
         trust_lo=10.0,
         trust_hi=20.0,
     )
     result = distill(options, starts())
-    assert len(result.rounds) == 2 and result.converged
-    assert result.rounds[1]["selection"]["accurate_fraction"] == 1.0 and result.rounds[1]["labelled"] == 0
+    assert len(result.iterations) == 2 and result.converged
+    assert result.iterations[1]["selection"]["accurate_fraction"] == 1.0 and result.iterations[1]["labelled"] == 0
 
 
 def test_committee_options_are_checked() -> None:
@@ -127,7 +128,7 @@ def test_a_run_killed_in_a_round_resumes_with_the_same_student(tmp_path: Path, m
     assert (tmp_path / "killed" / "rounds" / "round_1").is_dir()
     assert not (tmp_path / "killed" / "rounds" / "round_2").exists()
     result = distill(dataclasses.replace(killed, resume=True), starts())
-    assert [r["round"] for r in result.rounds] == [1, 2]
+    assert [r["iteration"] for r in result.iterations] == [1, 2]
     expected = load_file(tmp_path / "whole" / "model.safetensors")
     got = load_file(tmp_path / "killed" / "model.safetensors")
     for key, value in expected.items():
@@ -140,21 +141,34 @@ def test_every_start_is_explored_at_every_temperature(tmp_path: Path) -> None:
     from lam.train.distill.parallel import explore
 
     teacher = LAM.from_pretrained(teacher_folder(tmp_path)).for_inference()
-    options = dataclasses.replace(FAST, temperatures_K=[300.0, 1200.0], md_steps=8, sample_every=2)
+    options = dataclasses.replace(FAST, temperatures=[300.0, 1200.0], md_steps=8, sample_every=2)
     calc = LAMCalculator(teacher, head="pbe", dtype="float64")
     by_teacher, by_student = explore(1, starts(), calc, teacher, "pbe", options)
     names = [frame.info["frame_id"] for frame in by_teacher]
     assert by_student == [] and len(names) == 2 * (5 + 4)  # the start frame only once per start
     assert sum("-300K-" in n for n in names) == 10 and sum("-1200K-" in n for n in names) == 8
-    with pytest.raises(ValueError, match="temperatures_K must be positive"):
-        DistillOptions(temperatures_K=[])
+    with pytest.raises(ValueError, match="temperatures must be positive"):
+        DistillOptions(temperatures=[])
 
 
 def test_the_command_takes_repeated_temperatures() -> None:
     from lam.cli import components, normalize_argv
 
-    argv = normalize_argv(["distill", "--temperatures-K", "300", "--temperatures-K", "600"], components())
-    assert argv[-2:] == ["--temperatures_K", '["300", "600"]']
+    argv = normalize_argv(["distill", "--temperatures", "300", "--temperatures", "600"], components())
+    assert argv[-2:] == ["--temperatures", '["300", "600"]']
+    argv = normalize_argv(["distill", "--temperatures", "300,600", "--pressures=0,1.5"], components())
+    assert argv[-4:] == ["--temperatures", '["300", "600"]', "--pressures", '["0", "1.5"]']
+
+
+def test_pressures_in_bar_are_refused() -> None:
+    with pytest.raises(ValueError, match="pressures are in GPa"):
+        DistillOptions(pressures=[0.0, 1e4])
+
+
+def test_quick_caps_the_budget_and_keeps_smaller_settings() -> None:
+    quick = quick_budget(DistillOptions(quick=True, md_steps=10_000, steps_per_iteration=10))
+    assert quick.md_steps < 10_000 and quick.steps_per_iteration == 10
+    assert quick_budget(DistillOptions(md_steps=10_000)).md_steps == 10_000
 
 
 def test_periodic_starts_are_also_explored_at_pressure(tmp_path: Path) -> None:
@@ -169,7 +183,7 @@ def test_periodic_starts_are_also_explored_at_pressure(tmp_path: Path) -> None:
 
     teacher = LAM.from_pretrained(teacher_folder(tmp_path)).for_inference()
     calc = LAMCalculator(teacher, head="pbe", dtype="float64")
-    options = dataclasses.replace(FAST, pressures_GPa=[50.0], md_steps=6, sample_every=2)
+    options = dataclasses.replace(FAST, pressures=[50.0], md_steps=6, sample_every=2)
     by_teacher, _ = explore(1, starts(), calc, teacher, "pbe", options)
     assert sum("-50GPa-" in frame.info["frame_id"] for frame in by_teacher) == 2 * 3
     start = starts()[0]
@@ -195,12 +209,12 @@ def test_trust_levels_default_to_the_teachers_error_on_the_users_data(tmp_path: 
         teacher=str(teacher_dir),
         out=tmp_path / "student",
         structures="alloy",
-        rounds=1,
+        iterations=1,
         committee=2,
         test_data=str(tmp_path / "dft.extxyz"),
     )
     distill(options, starts())
-    resolved = json.loads((tmp_path / "student" / "distill.json").read_text())["options"]
+    resolved = json.loads((tmp_path / "student" / "report.json").read_text())["options"]
     teacher = LAM.from_pretrained(teacher_dir).double()  # the run's teacher calculator works in float64
     error = error_metrics(predict(teacher, cu, "pbe"))["force_rmse"]
     assert resolved["trust_lo"] == pytest.approx(error) and resolved["trust_hi"] == pytest.approx(3 * error)

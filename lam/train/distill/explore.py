@@ -39,10 +39,10 @@ def run_md(
         max_force: stop early when a force component exceeds this (eV/Å); None: never.
         include_start: keep step 0 (off when another trajectory already sampled this start).
         rejected: receives ``{"frame_id", "field", "reason"}`` for each frame refused by validation.
-        temperature_K: thermostat temperature (None: the first of ``options.temperatures_K``).
+        temperature_K: thermostat temperature (None: the first of ``options.temperatures``).
         pressure_GPa: run NPT at this pressure (periodic cells only); None: NVT.
     """
-    temperature = options.temperatures_K[0] if temperature_K is None else temperature_K
+    temperature = options.temperatures[0] if temperature_K is None else temperature_K
     rng = np.random.default_rng(seed)
     atoms = start.copy()
     if options.strain > 0 and atoms.pbc.all():

@@ -139,7 +139,7 @@ def trajectories(
     """The round's MD runs: per temperature and start, the teacher's (and the student's), plus NPT."""
     seed = options.seed * 1000 + round_index * 100
     jobs = []
-    for t, temperature in enumerate(options.temperatures_K):
+    for t, temperature in enumerate(options.temperatures):
         for i, start in enumerate(starts):
             base, label = seed + 1000 * t + i, f"r{round_index}-{{}}-{temperature:g}K"
             # a start is kept once (round 1, teacher, first temperature): copies would leak between
@@ -158,7 +158,7 @@ def trajectories(
                 jobs.append(
                     Trajectory("student", i, base + 50, f"{label.format('student')}-s{i}", False, temperature)
                 )
-            for p, pressure in enumerate(options.pressures_GPa if start.pbc.all() else []):
+            for p, pressure in enumerate(options.pressures if start.pbc.all() else []):
                 jobs.append(
                     Trajectory(
                         "teacher",

@@ -16,16 +16,16 @@ def plot_agreement(rounds: Sequence[dict[str, Any]], target: float, path: Path) 
     matplotlib.use("Agg")  # files only; never needs a display
     import matplotlib.pyplot as plt
 
-    index = [r["round"] for r in rounds]
+    index = [r["iteration"] for r in rounds]
     fig, (ax_f, ax_e) = plt.subplots(1, 2, figsize=(9, 3.6))
     ax_f.plot(index, [1000 * r["holdout"]["force_rmse"] for r in rounds], "o-", label="held out")
-    before = [(r["round"], 1000 * r["new_frames_before_training"]["force_rmse"])
+    before = [(r["iteration"], 1000 * r["new_frames_before_training"]["force_rmse"])
               for r in rounds if r["new_frames_before_training"] is not None]
     ax_f.plot(*(zip(*before, strict=True) if before else ([], [])), "s--", label="new frames, untrained")
     ax_f.axhline(1000 * target, color="k", ls=":", label="target")
     ax_e.plot(index, [1000 * r["holdout"]["energy_mae_per_atom"] for r in rounds], "o-")
     for ax, label in ((ax_f, "force RMSE vs teacher (meV/Å)"), (ax_e, "energy MAE vs teacher (meV/atom)")):
-        ax.set(xlabel="round", ylabel=label, xticks=index)
+        ax.set(xlabel="iteration", ylabel=label, xticks=index)
     ax_f.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

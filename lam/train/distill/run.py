@@ -29,27 +29,27 @@ from lam.hub.outputs import json_ready, refuse_existing_model, write_json
 from lam.model.lam import LAM
 from lam.train.distill.checkpoint import last_round, load_round, save_round
 from lam.train.distill.explore import label_frames, split_holdout
-from lam.train.distill.options import DistillOptions
+from lam.train.distill.options import DistillOptions, quick_budget
 from lam.train.distill.parallel import explore
 from lam.train.distill.report import PLOT_FILE, plot_agreement
-from lam.train.distill.select import committee_deviations, select
+from lam.train.distill.select import Selection, committee_deviations, select
 from lam.train.distill.student import build_student, compare_speed, prepare_fresh_student, train_student
 from lam.train.evaluate import error_metrics, predict
 
-REPORT_FILE = "distill.json"
+REPORT_FILE = "report.json"
 
 
 def format_round(record: dict[str, Any]) -> str:
     """The progress line of one round (meV/atom, meV/Å)."""
     held = record["holdout"]
-    line = (f"round {record['round']}: {record['frames_teacher_md']} teacher-MD + "
+    line = (f"iteration {record['iteration']}: {record['frames_teacher_md']} teacher-MD + "
             f"{record['frames_student_md']} student-MD frames, {record['train_frames']} train / "
             f"{record['holdout_frames']} held out, {record['steps']} steps; student vs teacher (held out): "
             f"E MAE {1000 * held['energy_mae_per_atom']:.2f} meV/atom, "
             f"F RMSE {1000 * held['force_rmse']:.2f} meV/Å "
             f"(teacher force RMS {1000 * record['holdout_teacher_force_rms']:.1f} meV/Å)")
-    if record.get("selection"):
-        chosen = record["selection"]
+    chosen = record["selection"]
+    if chosen["by"] == "committee":
         line += (f"; committee: {chosen['accurate']} learned, {chosen['selected']} labelled, "
                  f"{chosen['failed']} failed of {chosen['candidates']} explored")
     if record.get("rejected_frames"):
@@ -70,10 +70,10 @@ class RoundState:
 
 
 def _choose(new: list[ase.Atoms], round_index: int, state: RoundState, head: str,
-            options: DistillOptions) -> tuple[list[ase.Atoms], dict[str, Any] | None]:
+            options: DistillOptions) -> tuple[list[ase.Atoms], dict[str, Any]]:
     """The explored frames to label: all of them, or (committee, round 2 on) DP-GEN's selection."""
     if len(state.members) < 2 or round_index == 1 or not new:
-        return new, None
+        return new, Selection.everything(len(new)).counts()
     deviations = committee_deviations(new, state.members, head, options.dtype)
     chosen = select(deviations, options.trust_lo, options.trust_hi, options.max_selected,
                     options.seed + round_index)
@@ -111,7 +111,7 @@ def run_round(
     steps = _train_committee(state, head, options, log_dir, round_index) if new or round_index == 1 else 0
     members = [error_metrics(predict(member, state.holdout, head)) for member in state.members]
     best = min(range(len(members)), key=lambda k: members[k]["force_rmse"])
-    return {"round": round_index, "frames_teacher_md": len(by_teacher), "frames_student_md": len(by_student),
+    return {"iteration": round_index, "frames_teacher_md": len(by_teacher), "frames_student_md": len(by_student),
             "selection": selection, "labelled": len(new), "train_frames": len(state.train_frames),
             "holdout_frames": len(state.holdout), "steps": steps, "new_frames_before_training": before,
             "holdout": members[best],  # student vs teacher, the best member
@@ -122,16 +122,16 @@ def run_round(
 
 def _converged(record: dict[str, Any], options: DistillOptions) -> bool:
     selection = record["selection"]
-    learned = selection is not None and selection["accurate_fraction"] >= options.accurate_fraction
+    learned = selection["by"] == "committee" and selection["accurate_fraction"] >= options.accurate_fraction
     return learned or record["holdout"]["force_rmse"] <= options.target_force_rmse
 
 
 @dataclass
 class DistillResult:
-    """What :func:`distill` did: the student folder, per-round records, convergence, speed."""
+    """What :func:`distill` did: the student folder, per-iteration records, convergence, speed."""
 
     out: Path
-    rounds: list[dict[str, Any]]
+    iterations: list[dict[str, Any]]
     converged: bool
     speed: dict[str, Any]
     reference: dict[str, Any] | None = None  # student and teacher against the user's --test-data
@@ -149,6 +149,7 @@ def distill(
         progress: called with each round's record; None prints :func:`format_round` when
             ``options.progress`` is on.
     """
+    options = quick_budget(options)
     if options.structures is None or options.out is None:
         raise ValueError("lam distill needs --structures FILE and --out DIR")
     out = Path(options.out)
@@ -171,23 +172,23 @@ def distill(
     options = with_trust_levels(options, teacher_test)
     state = RoundState([build_student(teacher, head, parent, replace(options, seed=options.seed + k))
                         for k in range(options.committee)])
-    rounds: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
     if resumed:
-        state.train_frames, state.holdout, rounds = load_round(out, resumed, state.members)
+        state.train_frames, state.holdout, records = load_round(out, resumed, state.members)
     out.mkdir(parents=True, exist_ok=True)
-    for round_index in range(resumed + 1, options.rounds + 1):
-        if rounds and _converged(rounds[-1], options):
+    for round_index in range(resumed + 1, options.iterations + 1):
+        if records and _converged(records[-1], options):
             break
-        rounds.append(run_round(round_index, state, structures, teacher_calc, head, options, out / "logs"))
+        records.append(run_round(round_index, state, structures, teacher_calc, head, options, out / "logs"))
         state.train_frames, state.holdout = save_round(out, round_index, state.members, state.train_frames,
-                                                       state.holdout, rounds)
+                                                       state.holdout, records)
         if progress is not None:
-            progress(rounds[-1])
-    converged = _converged(rounds[-1], options)
-    student = state.members[rounds[-1]["best_member"]]
+            progress(records[-1])
+    converged = _converged(records[-1], options)
+    student = state.members[records[-1]["best_member"]]
     speed = compare_speed(teacher, student, head, max(structures, key=len), options.dtype)
     reference = reference_errors(options.test_data, test_frames, teacher_test, student, head)
-    result = DistillResult(out, rounds, converged, speed, reference)
+    result = DistillResult(out, records, converged, speed, reference)
     save_distilled(student, result, Lineage(parent, head, head, "distill"), options)
     return result
 
@@ -223,16 +224,31 @@ def reference_errors(
             "student": error_metrics(predict(student, frames, head)), "teacher": teacher_test}
 
 
+def summary(result: DistillResult) -> dict[str, Any]:
+    """The figures a user looks at first: labels spent, selection per iteration, agreement, MD speed."""
+    last = result.iterations[-1]
+    return {
+        "teacher_labels": sum(r["labelled"] for r in result.iterations),
+        "selection": [{k: r["selection"][k] for k in ("by", "candidates", "accurate_fraction",
+                                                          "selected_fraction", "failed_fraction")}
+                      for r in result.iterations],
+        "holdout_force_rmse": last["holdout"]["force_rmse"],
+        "holdout_teacher_force_rms": last["holdout_teacher_force_rms"],
+        "md_speed_ratio": result.speed["md_speedup"],
+        "converged": result.converged,
+    }
+
+
 def save_distilled(
     student: LAM, result: DistillResult, lineage: Lineage, options: DistillOptions,
 ) -> None:
-    """Write the student (config.json, model.safetensors), its card, ``distill.json`` and the plot."""
-    card = distilled_card(lineage, result.rounds, result.converged, result.speed, json_ready(options),
+    """Write the student (config.json, model.safetensors), its card, ``report.json`` and the plot."""
+    card = distilled_card(lineage, result.iterations, result.converged, result.speed, json_ready(options),
                           result.reference)
     card.save(result.out / CARD_FILE)
-    report = {"lineage": lineage.to_dict(), "structures": options.structures, "options": json_ready(options),
-              "converged": result.converged, "rounds": result.rounds, "speed": result.speed,
-              "against_test_data": result.reference}
+    report = {"lineage": lineage.to_dict(), "structures": options.structures, "summary": summary(result),
+              "options": json_ready(options), "converged": result.converged, "iterations": result.iterations,
+              "speed": result.speed, "against_test_data": result.reference}
     write_json(result.out / REPORT_FILE, report)
-    plot_agreement(result.rounds, options.target_force_rmse, result.out / PLOT_FILE)
+    plot_agreement(result.iterations, options.target_force_rmse, result.out / PLOT_FILE)
     student.save_pretrained(result.out)  # last: the folder holds a model only once it is complete

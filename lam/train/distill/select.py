@@ -33,16 +33,27 @@ class Selection:
     skipped: list[int]  # between the trust levels but over the cap
     deviations: list[float]
 
-    def counts(self) -> dict[str, int | float]:
-        """Counts and the accurate fraction, for the report."""
-        total = max(len(self.deviations), 1)
+    by: str = "committee"  # "all": no committee scored the frames, every one is labelled
+
+    @classmethod
+    def everything(cls, n_frames: int) -> Selection:
+        """Every one of ``n_frames`` candidates selected, unscored (no committee, or its first iteration)."""
+        return cls([], list(range(n_frames)), [], [], [], by="all")
+
+    def counts(self) -> dict[str, int | float | str]:
+        """Counts and fractions of the candidates, for the report."""
+        n = len(self.accurate) + len(self.selected) + len(self.failed) + len(self.skipped)
+        total = max(n, 1)
         return {
-            "candidates": len(self.deviations),
+            "by": self.by,
+            "candidates": n,
             "accurate": len(self.accurate),
             "selected": len(self.selected),
             "failed": len(self.failed),
             "over_cap": len(self.skipped),
             "accurate_fraction": len(self.accurate) / total,
+            "selected_fraction": len(self.selected) / total,
+            "failed_fraction": len(self.failed) / total,
         }
 
 

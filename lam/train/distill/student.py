@@ -69,7 +69,7 @@ def train_student(
     version: str,
 ) -> int:
     """Train ``student`` in place on teacher-labelled ``frames`` with ``LAMTask``; returns the steps taken."""
-    steps = options.max_steps_per_round
+    steps = options.steps_per_iteration
     if steps == 0:
         return 0
     loss = EnergyForceStressLoss(
