@@ -14,7 +14,7 @@ from typing import Any, Literal
 from lam.nn.embedding import N_ELEMENTS  # noqa: F401  (re-exported: models size tables by it)
 
 # 2: each head records its elements (HeadSpec.elements); config.json also holds the weights' sha256
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,11 @@ class StudentConfig:
     type_embedding_dim: int = 8
     cutoff: float = 4.5  # Å
     smooth_start: float = 0.5  # Å
-    max_neighbors: int = 64  # neighbour slots per atom (nearest kept, like DeePMD's sel) and normaliser
+    max_neighbors: int = 64  # neighbour slots per atom (nearest kept, like DeePMD's sel)
+    # divides the neighbour sum T_i (DeePMD divides by sel); None: max_neighbors. lam distill sets it to
+    # the first labels' mean neighbour count: under 64 slots a molecule's descriptor is (8/64)^2 of a
+    # crystal's and its student learns slower (scripts/results/distill_student_learning.json)
+    neighbor_normalizer: float | None = None
     embedding_widths: tuple[int, ...] = (16, 32)
     axis_dim: int = 4
     activation: Literal["tanh", "silu", "gelu"] = "tanh"
@@ -181,6 +185,10 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
         )
     if version == 1:  # 1 -> 2: heads gain ``elements``, filled from the energy references on load
         data["heads"] = [{**head, "elements": head.get("elements", [])} for head in data.get("heads", [])]
+        version = 2
+    if version == 2 and data.get("descriptor", {}).get("kind") == "two_body":
+        # 2 -> 3: students gain ``neighbor_normalizer``; None divides by max_neighbors, as before
+        data["descriptor"] = {"neighbor_normalizer": None, **data["descriptor"]}
     return data
 
 

@@ -28,11 +28,13 @@ class Repinit(nn.Module):
     Args:
         cutoff: Å.
         smooth_start: Å.
-        max_neighbors: neighbour slots per atom (DeePMD ``nsel``), also the normaliser of ``T_i``.
+        max_neighbors: neighbour slots per atom (DeePMD ``nsel``), also the normaliser of ``T_i``
+            unless ``normalizer`` is given.
         type_dim: width of the element embedding.
         widths: embedding-net widths (DeePMD ``neuron``), M = ``widths[-1]``.
         axis_dim: number of columns of ``T_i`` kept for the second factor (DeePMD ``axis_neuron``).
         activation: activation name.
+        normalizer: divisor of the neighbour sum ``T_i`` (None: ``max_neighbors``).
     """
 
     def __init__(
@@ -44,12 +46,14 @@ class Repinit(nn.Module):
         widths: tuple[int, ...],
         axis_dim: int,
         activation: str,
+        normalizer: float | None = None,
     ) -> None:
         super().__init__()
         if axis_dim > widths[-1]:
             raise ValueError(f"repinit axis_dim {axis_dim} exceeds the embedding width {widths[-1]}")
         self.env = EnvironmentMatrix(cutoff, smooth_start)
         self.max_neighbors = max_neighbors
+        self.normalizer = float(normalizer if normalizer is not None else max_neighbors)
         self.axis_dim = axis_dim
         # input [s_ij, type_j, type_i], DeePMD's concat mode; types are projected once per atom
         self.first_layer = SplitInputLinear((1, type_dim, type_dim), widths[0])
@@ -85,7 +89,7 @@ class Repinit(nn.Module):
         env, _ = self.env(slots.vectors, slots.mask, atomic_numbers)  # R_ij [N, n, 4]
         hidden = self.first_layer.project(0, env[..., :1]) + pair_bias  # [N, n, w0]
         embedding = self.rest(self.activation(hidden))  # G_ij [N, n, M]
-        moments = env.transpose(-1, -2) @ embedding / float(self.max_neighbors)  # T_i^T [N, 4, M]
+        moments = env.transpose(-1, -2) @ embedding / self.normalizer  # T_i^T [N, 4, M]
         # D_i = T_i T_i[:axis]^T: contracting over the 4 environment columns removes the rotation
         invariant = moments.transpose(-1, -2) @ moments[..., : self.axis_dim]  # [N, M, axis]
         return invariant.flatten(1)
@@ -157,6 +161,6 @@ class Repinit(nn.Module):
             layers=layers,
             smooth_start=self.env.smooth_start,
             cutoff=self.env.cutoff,
-            n_slots_norm=float(self.max_neighbors),
+            n_slots_norm=self.normalizer,
             axis_dim=self.axis_dim,
         )

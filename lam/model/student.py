@@ -5,7 +5,7 @@ It is DPA-2's ``repinit`` block on its own (DeePMD's ``se_atten`` without attent
 narrower embedding, plus the centre's type embedding:
 
     G_ij = MLP([s(r_ij), t_j, t_i])             [M]
-    T_i  = (1 / max_neighbors) sum_j G_ij^T R_ij   [M, 4]
+    T_i  = (1 / n_norm) sum_j G_ij^T R_ij   [M, 4]  (n_norm: neighbor_normalizer or max_neighbors)
     D_i  = [T_i T_i[:axis]^T flattened, t_i]      [M * axis + T]
 
 Invariant under rotations, translations and permutations, smooth at the cutoff, and per atom, so
@@ -42,6 +42,7 @@ class StudentDescriptor(nn.Module):
             config.embedding_widths,
             config.axis_dim,
             config.activation,
+            config.neighbor_normalizer,
         )
         self.output_dim = self.two_body.out_dim + config.type_embedding_dim
 

@@ -18,6 +18,10 @@ STUDENT = preset("student")
 DEEP_STUDENT = dataclasses.replace(
     STUDENT, descriptor=dataclasses.replace(STUDENT.descriptor, embedding_widths=(8, 16, 16))
 )
+# a distilled student divides the neighbour sum by a fitted count, not by its slots
+NORMALIZED_STUDENT = dataclasses.replace(
+    STUDENT, descriptor=dataclasses.replace(STUDENT.descriptor, neighbor_normalizer=7.25)
+)
 
 
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
@@ -57,7 +61,9 @@ def kernel_calls(monkeypatch) -> list:
     return calls
 
 
-@pytest.mark.parametrize("config", [STUDENT, DEEP_STUDENT, preset("tiny")], ids=["student", "deep", "tiny"])
+@pytest.mark.parametrize(
+    "config", [STUDENT, DEEP_STUDENT, NORMALIZED_STUDENT, preset("tiny")], ids=["student", "deep", "normalized", "tiny"]
+)
 def test_frozen_path_equals_autograd(config, inference_path, monkeypatch) -> None:
     calls = kernel_calls(monkeypatch)
     model = build_model(config)

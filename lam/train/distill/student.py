@@ -19,6 +19,7 @@ from ase.md.verlet import VelocityVerlet
 
 from lam.calculator import LAMCalculator
 from lam.data.datamodule import MultiTaskDataModule
+from lam.data.neighbors import neighbor_list
 from lam.data.statistics import force_rms
 from lam.hub.models import ModelRef
 from lam.model.config import HeadSpec, preset
@@ -50,6 +51,9 @@ def build_student(teacher: LAM, head: str, teacher_ref: ModelRef, options: Disti
 def prepare_fresh_student(student: LAM, head: str, frames: Sequence[ase.Atoms]) -> None:
     """Fit a fresh student's environment statistics, energy scale and references to its first labels.
 
+    The neighbour sum is divided by the labels' mean neighbour count (DeePMD divides by its ``sel``):
+    under the preset's 64 slots an ethanol student's descriptor is (8/64)^2 of a crystal's, and it
+    learns slower (held-out force error 0.73 against 0.51 of the teacher's RMS after 500 steps).
     The scale is the labels' force RMS, the size of what the MLP must learn (as pretraining sets it).
     The teacher's own scale fits the teacher's trained MLP: under it a fresh MLP's outputs can be
     hundreds of times too large, and the student then spends its training shrinking them. The
@@ -58,10 +62,26 @@ def prepare_fresh_student(student: LAM, head: str, frames: Sequence[ase.Atoms]) 
     has to learn the whole binding energy (eV per atom) through small gradient steps.
     """
     fit_environment(student, frames)
+    set_neighbor_normalizer(student, mean_neighbor_count(frames, student.cutoff))
     scale = force_rms(frames)
     if scale is not None and scale >= MIN_FORCE_SCALE:
         student.heads[head].energy_scale.fill_(scale)
     refit_energy_references(student, frames, head)  # one fixed composition: the min-norm shift
+
+
+def mean_neighbor_count(frames: Sequence[ase.Atoms], cutoff: float, n_frames: int = 32) -> float:
+    """Mean number of neighbours within ``cutoff`` per atom over (up to ``n_frames`` of) ``frames``."""
+    sample = list(frames)[:n_frames]
+    edges = sum(neighbor_list(f.positions, f.cell.array, f.pbc, cutoff)[0].shape[1] for f in sample)
+    return max(edges / max(sum(len(f) for f in sample), 1), 1.0)  # >= 1: an isolated atom divides by 1
+
+
+def set_neighbor_normalizer(student: LAM, value: float) -> None:
+    """Set the student descriptor's neighbour-sum divisor, in its config too (it is saved with the model)."""
+    descriptor_config = replace(student.config.descriptor, neighbor_normalizer=round(float(value), 3))
+    student.config = replace(student.config, descriptor=descriptor_config)
+    student.descriptor.config = descriptor_config
+    student.descriptor.two_body.normalizer = descriptor_config.neighbor_normalizer
 
 
 def train_student(
