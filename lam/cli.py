@@ -94,7 +94,7 @@ def _is_list(kind: Any) -> bool:
 
 
 def _collect_lists(argv: list[str], list_flags: set[str]) -> list[str]:
-    """``--branch a --branch b`` or ``--branch a,b`` -> ``--branch ["a", "b"]`` (jsonargparse wants one list)."""
+    """``--branch a --branch b`` or ``--branch a,b`` -> ``--branch ["a", "b"]`` (one list value)."""
     values: dict[str, list[str]] = {}
     rest: list[str] = []
     tokens = iter(argv)

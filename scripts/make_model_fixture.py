@@ -14,8 +14,8 @@ from pathlib import Path
 from lam._version import __version__
 from lam.model.config import preset
 from lam.model.lam import LAM
-from lam.train.distill.student import set_neighbor_normalizer
 from lam.testing import build_model, organic_molecule, periodic_alloy, predict
+from lam.train.distill.student import set_neighbor_normalizer
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("out", type=Path)

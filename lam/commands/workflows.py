@@ -38,7 +38,8 @@ def run_distill(options: DistillOptions) -> Path:
     speed = result.speed
     state = "converged" if result.converged else "target not reached"
     print(
-        f"{state} after {len(result.iterations)} iteration(s); teacher {speed['teacher_us_per_atom']:.0f} µs/atom, "
+        f"{state} after {len(result.iterations)} iteration(s); "
+        f"teacher {speed['teacher_us_per_atom']:.0f} µs/atom, "
         f"student {speed['student_us_per_atom']:.0f} µs/atom ({speed['speedup']:.1f}x); MD "
         f"{speed['student_md_atom_steps_per_s']:.0f} against {speed['teacher_md_atom_steps_per_s']:.0f} "
         f"atom-steps/s ({speed['md_speedup']:.1f}x; {speed['n_atoms']} atoms, "

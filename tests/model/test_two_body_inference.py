@@ -62,7 +62,9 @@ def kernel_calls(monkeypatch) -> list:
 
 
 @pytest.mark.parametrize(
-    "config", [STUDENT, DEEP_STUDENT, NORMALIZED_STUDENT, preset("tiny")], ids=["student", "deep", "normalized", "tiny"]
+    "config",
+    [STUDENT, DEEP_STUDENT, NORMALIZED_STUDENT, preset("tiny")],
+    ids=["student", "deep", "normalized", "tiny"],
 )
 def test_frozen_path_equals_autograd(config, inference_path, monkeypatch) -> None:
     calls = kernel_calls(monkeypatch)

@@ -21,8 +21,8 @@ from lam.train.distill import DistillOptions, distill, format_round, label_frame
 torch.set_num_threads(1)
 RECIPE = Path(__file__).parents[2] / "recipes" / "distill.yaml"
 REFERENCES = {29: -3.5, 79: -4.2}  # eV, the teacher head's isolated-atom energies
-FAST = DistillOptions(iterations=2, md_steps=12, sample_every=2, steps_per_iteration=40, lr=3e-3, batch_size=2,
-                      target_force_rmse=1e-5)  # unreachable: both iterations run
+FAST = DistillOptions(iterations=2, md_steps=12, sample_every=2, steps_per_iteration=40, lr=3e-3,
+                      batch_size=2, target_force_rmse=1e-5)  # unreachable: both iterations run
 
 
 def teacher_folder(root: Path) -> Path:
@@ -92,7 +92,7 @@ def test_report_shows_iterations_agreement_improving_and_speed(distilled: tuple[
     first, last = report["iterations"][0], report["iterations"][-1]
     assert [r["iteration"] for r in report["iterations"]] == [1, 2]
     assert first["frames_student_md"] == 0 and last["frames_student_md"] > 0  # the student drove MD
-    # 2 starts x (12 / 2 + 1) frames; later iterations do not sample the starts again (no train/held-out copies)
+    # 2 starts x (12 / 2 + 1) frames; later iterations do not sample the starts again (no duplicates)
     assert (first["frames_teacher_md"], last["frames_teacher_md"]) == (14, 12)
     assert last["new_frames_before_training"]["force_rmse"] > 0
     assert last["train_frames"] > first["train_frames"] and last["holdout_frames"] > first["holdout_frames"]

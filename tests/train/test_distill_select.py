@@ -13,8 +13,8 @@ from test_distill import FAST, starts, teacher_folder  # noqa: E402
 
 from lam.testing import emt_labelled_cells
 from lam.train.distill import DistillOptions, distill
-from lam.train.distill.select import select
 from lam.train.distill.options import quick_budget
+from lam.train.distill.select import select
 
 
 def test_frames_are_sorted_by_their_committee_deviation() -> None:
@@ -86,7 +86,8 @@ def test_a_committee_that_agrees_everywhere_stops_early(tmp_path: Path) -> None:
     )
     result = distill(options, starts())
     assert len(result.iterations) == 2 and result.converged
-    assert result.iterations[1]["selection"]["accurate_fraction"] == 1.0 and result.iterations[1]["labelled"] == 0
+    second = result.iterations[1]
+    assert second["selection"]["accurate_fraction"] == 1.0 and second["labelled"] == 0
 
 
 def test_committee_options_are_checked() -> None:
