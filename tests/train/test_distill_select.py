@@ -9,6 +9,7 @@ from pathlib import Path
 import ase.io
 import pytest
 import torch
+from ase.build import bulk
 from test_distill import FAST, starts, teacher_folder  # noqa: E402
 
 from lam.testing import emt_labelled_cells
@@ -244,3 +245,16 @@ def test_exploration_in_worker_processes_gives_the_same_frames(tmp_path: Path) -
         assert [f.info["frame_id"] for f in ours] == [f.info["frame_id"] for f in theirs] and ours
         for a, b in zip(ours, theirs, strict=True):
             np.testing.assert_allclose(a.positions, b.positions, atol=1e-8)
+
+
+def test_several_trajectories_per_condition_differ_in_seed_only() -> None:
+    from lam.train.distill.parallel import trajectories
+
+    cell = bulk("Cu", "fcc", a=3.6, cubic=True)
+    options = DistillOptions(temperatures=[300.0, 600.0], pressures=[1.0], trajectories_per_condition=3)
+    jobs = trajectories(1, [cell], options, with_student=True)
+    assert len(jobs) == 2 * 3 * 3  # temperatures x copies x (teacher NVT, student NVT, teacher NPT)
+    assert len({job.seed for job in jobs}) == len(jobs) and len({job.name for job in jobs}) == len(jobs)
+    assert sum(job.include_start for job in jobs) == 1  # the start is labelled once
+    with pytest.raises(ValueError, match="trajectories_per_condition"):
+        DistillOptions(trajectories_per_condition=0)

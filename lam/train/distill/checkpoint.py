@@ -1,8 +1,8 @@
 """Round checkpoints of ``lam distill``: a killed run resumes after its last complete round.
 
 After every round the run folder gets ``rounds/round_K/``: each committee member's weights
-(``member_I.safetensors``), the teacher-labelled training and held-out frames so far (extxyz) and
-the round records (``records.json``). The folder is written under a temporary name and renamed when
+(``member_I.safetensors``) and config (``member_I.json``), the teacher-labelled training and held-out
+frames so far (extxyz) and the round records (``records.json``). The folder is written under a temporary name and renamed when
 complete, so a kill leaves either the previous rounds or the new one whole. Every round draws its
 seeds from its index and starts a fresh optimiser from the saved weights, so a resumed run ends with
 the weights of an uninterrupted one.
@@ -18,6 +18,7 @@ from typing import Any
 import ase.io
 from safetensors.torch import load_file, save_file
 
+from lam.model.config import LAMConfig
 from lam.model.lam import LAM
 
 ROUNDS_DIR = "rounds"
@@ -47,6 +48,8 @@ def save_round(
     for index, member in enumerate(members):
         tensors = {k: v.detach().contiguous().cpu() for k, v in member.state_dict().items()}
         save_file(tensors, staging / f"member_{index}.safetensors")
+        # the config too: fitting to the first labels changes it (the student's neighbour normaliser)
+        (staging / f"member_{index}.json").write_text(json.dumps(member.config.to_dict(), indent=1) + "\n")
     ase.io.write(staging / "train.extxyz", train_frames, format="extxyz")
     ase.io.write(staging / "holdout.extxyz", holdout, format="extxyz")
     (staging / "records.json").write_text(json.dumps(records, indent=1) + "\n")
@@ -71,10 +74,20 @@ def last_round(out: Path) -> int:
     return max(done, default=0)
 
 
-def load_round(out: Path, round_index: int, members: list[LAM]) -> tuple[list, list, list[dict[str, Any]]]:
-    """Restore the members' weights in place; return (train frames, held-out frames, records)."""
+def load_round(
+    out: Path, round_index: int, members: list[LAM]
+) -> tuple[list[LAM], list, list, list[dict[str, Any]]]:
+    """The members as saved (config and weights, in the dtype of ``members``), the frames and records.
+
+    Returns:
+        (members, training frames, held-out frames, records).
+    """
     folder = _round_dir(out, round_index)
+    restored = []
     for index, member in enumerate(members):
-        member.load_state_dict(load_file(folder / f"member_{index}.safetensors"))
+        config = LAMConfig.from_dict(json.loads((folder / f"member_{index}.json").read_text()))
+        model = LAM(config).to(next(member.parameters()).dtype)
+        model.load_state_dict(load_file(folder / f"member_{index}.safetensors"))
+        restored.append(model)
     records = json.loads((folder / "records.json").read_text())
-    return *_read_frames(folder), records
+    return restored, *_read_frames(folder), records

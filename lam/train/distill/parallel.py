@@ -136,40 +136,26 @@ def _outcomes(
 def trajectories(
     round_index: int, starts: Sequence[ase.Atoms], options: DistillOptions, with_student: bool
 ) -> list[Trajectory]:
-    """The round's MD runs: per temperature and start, the teacher's (and the student's), plus NPT."""
+    """The round's MD runs: per temperature, start and copy, the teacher's (and the student's), plus NPT."""
     seed = options.seed * 1000 + round_index * 100
     jobs = []
     for t, temperature in enumerate(options.temperatures):
         for i, start in enumerate(starts):
-            base, label = seed + 1000 * t + i, f"r{round_index}-{{}}-{temperature:g}K"
-            # a start is kept once (round 1, teacher, first temperature): copies would leak between
-            # training and held-out frames
-            jobs.append(
-                Trajectory(
-                    "teacher",
-                    i,
-                    base,
-                    f"{label.format('teacher')}-s{i}",
-                    round_index == 1 and t == 0,
-                    temperature,
-                )
-            )
-            if with_student:
-                jobs.append(
-                    Trajectory("student", i, base + 50, f"{label.format('student')}-s{i}", False, temperature)
-                )
-            for p, pressure in enumerate(options.pressures if start.pbc.all() else []):
-                jobs.append(
-                    Trajectory(
-                        "teacher",
-                        i,
-                        base + 100 * (p + 1),
-                        f"{label.format('teacher')}-{pressure:g}GPa-s{i}",
-                        False,
-                        temperature,
-                        pressure,
-                    )
-                )
+            for copy_index in range(options.trajectories_per_condition):
+                # copies differ in their seed (velocities, thermostat noise) only
+                base = seed + 1000 * t + i + 100_000 * copy_index
+                name = f"r{round_index}-{{}}-{temperature:g}K-s{i}"
+                name += f"-c{copy_index}" if copy_index else ""
+                # a start is kept once (round 1, teacher, first temperature, first copy): copies would
+                # leak between training and held-out frames
+                keep_start = round_index == 1 and t == 0 and copy_index == 0
+                jobs.append(Trajectory("teacher", i, base, name.format("teacher"), keep_start, temperature))
+                if with_student:
+                    student = Trajectory("student", i, base + 50, name.format("student"), False, temperature)
+                    jobs.append(student)
+                for p, pressure in enumerate(options.pressures if start.pbc.all() else []):
+                    npt_name, npt_seed = name.format(f"teacher-{pressure:g}GPa"), base + 100 * (p + 1)
+                    jobs.append(Trajectory("teacher", i, npt_seed, npt_name, False, temperature, pressure))
     return jobs
 
 
@@ -184,8 +170,9 @@ def explore(
 ) -> tuple[list[ase.Atoms], list[ase.Atoms]]:
     """This round's (teacher-driven, student-driven) frames, unlabelled (geometry only).
 
-    One trajectory per starting structure and temperature, for each driver (the student from round
-    2); periodic starts also get one teacher-driven NPT trajectory per temperature and pressure. Both
+    ``trajectories_per_condition`` trajectories per starting structure and temperature, for each
+    driver (the student from round 2); periodic starts also get teacher-driven NPT ones per
+    temperature and pressure. Both
     drivers stop a trajectory at a force above ``options.max_force`` or a frame that fails validation
     (recorded in ``rejected``).
     """

@@ -183,7 +183,7 @@ def distill(
                         for k in range(options.committee)])
     records: list[dict[str, Any]] = []
     if resumed:
-        state.train_frames, state.holdout, records = load_round(out, resumed, state.members)
+        state.members, state.train_frames, state.holdout, records = load_round(out, resumed, state.members)
     out.mkdir(parents=True, exist_ok=True)
     for round_index in range(resumed + 1, options.iterations + 1):
         if records and _converged(records[-1], options):
