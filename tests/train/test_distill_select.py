@@ -96,45 +96,85 @@ def test_committee_options_are_checked() -> None:
         DistillOptions(committee=0)
 
 
-def test_a_run_killed_in_a_round_resumes_with_the_same_student(tmp_path: Path, monkeypatch) -> None:
-    """Kill during round 2's training (after round 1's checkpoint), resume: the weights of a whole run."""
+def spy_on(monkeypatch, module, name: str) -> list[tuple]:
+    """Record the positional arguments of every call of ``module.name`` (which still runs)."""
+    real, log = getattr(module, name), []
+
+    def recorded(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        log.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, recorded)
+    return log
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory) -> tuple[DistillOptions, Path]:
+    """An uninterrupted 2-round committee run (trust levels that label everything: round 2 trains)."""
+    root = tmp_path_factory.mktemp("whole")
+    options = dataclasses.replace(FAST, teacher=str(teacher_folder(root)), out=root / "whole",
+                                  structures="alloy", committee=2, trust_lo=0.0, trust_hi=1e9)
+    distill(options, starts())
+    return options, root / "whole" / "model.safetensors"
+
+
+# (function of lam.train.distill.run that dies, on which call) -> what a kill there leaves behind
+KILLS = {
+    "exploring round 2": ("explore", lambda args: args[0] == 2),
+    "labelling round 2": ("label_frames", lambda args: True),
+    "training round 1, member 0": ("train_student", lambda args: args[-1] == "round_1_member_0"),
+    "training round 2, member 1": ("train_student", lambda args: args[-1] == "round_2_member_1"),
+}
+
+
+@pytest.mark.parametrize("stage", list(KILLS))
+def test_a_run_killed_in_any_stage_resumes_there_with_the_same_student(
+    stage: str, whole_run: tuple[DistillOptions, Path], tmp_path: Path, monkeypatch
+) -> None:
     from safetensors.torch import load_file
 
     from lam.train.distill import run as run_module
 
-    teacher = teacher_folder(tmp_path)
-    whole = dataclasses.replace(  # trust levels that label everything: round 2 trains
-        FAST,
-        teacher=str(teacher),
-        out=tmp_path / "whole",
-        structures="alloy",
-        committee=2,
-        trust_lo=0.0,
-        trust_hi=1e9,
-    )
-    distill(whole, starts())
+    whole, whole_weights = whole_run
     killed = dataclasses.replace(whole, out=tmp_path / "killed")
-    original = run_module.train_student
-    calls = []
+    name, dies_here = KILLS[stage]
+    original = getattr(run_module, name)
+    labelled_calls = [0]
 
-    def dies_in_round_2(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        calls.append(args[-1])
-        if args[-1].startswith("round_2"):
-            raise KeyboardInterrupt  # what a kill leaves: round 1 saved, round 2 half done
+    def dies(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if name == "label_frames":  # round 1 labels first; die on round 2's
+            labelled_calls[0] += 1
+        if dies_here(args) and (name != "label_frames" or labelled_calls[0] == 2):
+            raise KeyboardInterrupt  # what a kill leaves: the stages before this one stored
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(run_module, "train_student", dies_in_round_2)
+    monkeypatch.setattr(run_module, name, dies)
     with pytest.raises(KeyboardInterrupt):
         distill(killed, starts())
-    monkeypatch.setattr(run_module, "train_student", original)
-    assert (tmp_path / "killed" / "rounds" / "round_1").is_dir()
-    assert not (tmp_path / "killed" / "rounds" / "round_2").exists()
+    monkeypatch.setattr(run_module, name, original)
+    calls = {spied: spy_on(monkeypatch, run_module, spied) 
+             for spied in ("explore", "label_frames", "train_student")}
     result = distill(dataclasses.replace(killed, resume=True), starts())
     assert [r["iteration"] for r in result.iterations] == [1, 2]
-    expected = load_file(tmp_path / "whole" / "model.safetensors")
-    got = load_file(tmp_path / "killed" / "model.safetensors")
+    got, expected = load_file(tmp_path / "killed" / "model.safetensors"), load_file(whole_weights)
     for key, value in expected.items():
         assert torch.equal(got[key], value), key
+    trained_again = [a[-1] for a in calls["train_student"]]
+    if stage == "labelling round 2":  # the round's exploration is not run again
+        assert calls["explore"] == [] and len(calls["label_frames"]) == 1
+    if stage == "training round 2, member 1":  # nor its labelling, nor member 0's training
+        assert calls["explore"] == calls["label_frames"] == [] and trained_again == ["round_2_member_1"]
+    assert not list((tmp_path / "killed" / "rounds").glob("*.stages"))  # cleared once rounds are whole
+
+
+def test_a_fresh_run_refuses_a_killed_runs_folder(whole_run: tuple, tmp_path: Path) -> None:
+    """Without --resume or --overwrite the checkpoints of a killed run are neither reused nor deleted."""
+    whole, _ = whole_run
+    out = tmp_path / "killed"
+    (out / "rounds" / "round_1.stages").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        distill(dataclasses.replace(whole, out=out), starts())
+    assert (out / "rounds" / "round_1.stages").is_dir()
 
 
 def test_every_start_is_explored_at_every_temperature(tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
-"""Round checkpoints of ``lam distill``: a killed run resumes after its last complete round.
+"""Checkpoints of ``lam distill``: a killed run resumes at the stage of the round it was in.
 
 After every round the run folder gets ``rounds/round_K/``: each committee member's weights
 (``member_I.safetensors``) and config (``member_I.json``), the teacher-labelled training and held-out
-frames so far (extxyz) and the round records (``records.json``). The folder is written under a temporary name and renamed when
-complete, so a kill leaves either the previous rounds or the new one whole. Every round draws its
-seeds from its index and starts a fresh optimiser from the saved weights, so a resumed run ends with
-the weights of an uninterrupted one.
+frames so far (extxyz) and the round records (``records.json``). The folder is written under a
+temporary name and renamed when complete, so a kill leaves either the previous rounds or the new one
+whole. Within a round, :class:`StageStore` keeps each finished stage (exploration, labelling, each
+member's training). Every round draws its seeds from its index and every member starts a fresh
+optimiser from the round's starting weights, so a resumed run ends with the weights of an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -46,16 +48,78 @@ def save_round(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for index, member in enumerate(members):
-        tensors = {k: v.detach().contiguous().cpu() for k, v in member.state_dict().items()}
-        save_file(tensors, staging / f"member_{index}.safetensors")
-        # the config too: fitting to the first labels changes it (the student's neighbour normaliser)
-        (staging / f"member_{index}.json").write_text(json.dumps(member.config.to_dict(), indent=1) + "\n")
+        _save_member(staging, index, member)
     ase.io.write(staging / "train.extxyz", train_frames, format="extxyz")
     ase.io.write(staging / "holdout.extxyz", holdout, format="extxyz")
     (staging / "records.json").write_text(json.dumps(records, indent=1) + "\n")
     shutil.rmtree(final, ignore_errors=True)  # only when a run repeats a round it had finished
     staging.rename(final)
+    shutil.rmtree(StageStore(out, round_index).folder, ignore_errors=True)  # the round is whole now
     return _read_frames(final)
+
+
+def _save_member(folder: Path, index: int, member: LAM) -> None:
+    tensors = {k: v.detach().contiguous().cpu() for k, v in member.state_dict().items()}
+    save_file(tensors, folder / f"member_{index}.safetensors")
+    # the config too: fitting to the first labels changes it (the student's neighbour normaliser)
+    (folder / f"member_{index}.json").write_text(json.dumps(member.config.to_dict(), indent=1) + "\n")
+
+
+def _load_member(folder: Path, index: int, like: LAM) -> LAM:
+    """Member ``index`` as saved in ``folder``, in the dtype of ``like``."""
+    config = LAMConfig.from_dict(json.loads((folder / f"member_{index}.json").read_text()))
+    model = LAM(config).to(next(like.parameters()).dtype)
+    model.load_state_dict(load_file(folder / f"member_{index}.safetensors"))
+    return model
+
+
+class StageStore:
+    """The finished stages of the round in progress, so a killed run resumes at the stage it was in.
+
+    ``rounds/round_K.stages/`` holds the explored frames, the teacher-labelled ones (extxyz, with a
+    JSON of what the round reports about them) and each committee member once trained. Each file is
+    written under a temporary name and renamed, so a kill leaves a stage either whole or absent.
+    """
+
+    def __init__(self, out: Path, round_index: int) -> None:
+        self.folder = out / ROUNDS_DIR / f"round_{round_index}.stages"
+
+    def frames(self, stage: str) -> tuple[list[ase.Atoms], dict[str, Any]] | None:
+        """The frames and notes of a finished stage (``explored``, ``labelled``), or None."""
+        path = self.folder / f"{stage}.json"
+        if not path.is_file():  # written last: without it the stage did not finish
+            return None
+        notes = json.loads(path.read_text())
+        frames = list(ase.io.read(self.folder / f"{stage}.extxyz", index=":")) if notes["n_frames"] else []
+        return frames, notes
+
+    def save_frames(self, stage: str, frames: list[ase.Atoms], notes: dict[str, Any]) -> list[ase.Atoms]:
+        """Store a finished stage; returns the frames as read back (what a resumed run will read)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if frames:
+            ase.io.write(self.folder / f"{stage}.partial.extxyz", frames, format="extxyz")
+            (self.folder / f"{stage}.partial.extxyz").rename(self.folder / f"{stage}.extxyz")
+        staging = self.folder / f"{stage}.partial.json"
+        staging.write_text(json.dumps({**notes, "n_frames": len(frames)}, indent=1) + "\n")
+        staging.rename(self.folder / f"{stage}.json")
+        return self.frames(stage)[0]
+
+    def save_member(self, index: int, member: LAM) -> None:
+        """Store a trained committee member (config last: its presence marks the member done)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        staging = self.folder / f"partial_{index}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        _save_member(staging, index, member)
+        for name in (f"member_{index}.safetensors", f"member_{index}.json"):
+            (staging / name).rename(self.folder / name)
+        staging.rmdir()
+
+    def member(self, index: int, like: LAM) -> LAM | None:
+        """Trained member ``index`` of this round, or None when its training had not finished."""
+        if not (self.folder / f"member_{index}.json").is_file():
+            return None
+        return _load_member(self.folder, index, like)
 
 
 def _read_frames(folder: Path) -> tuple[list, list]:
@@ -83,11 +147,6 @@ def load_round(
         (members, training frames, held-out frames, records).
     """
     folder = _round_dir(out, round_index)
-    restored = []
-    for index, member in enumerate(members):
-        config = LAMConfig.from_dict(json.loads((folder / f"member_{index}.json").read_text()))
-        model = LAM(config).to(next(member.parameters()).dtype)
-        model.load_state_dict(load_file(folder / f"member_{index}.safetensors"))
-        restored.append(model)
+    restored = [_load_member(folder, index, member) for index, member in enumerate(members)]
     records = json.loads((folder / "records.json").read_text())
     return restored, *_read_frames(folder), records

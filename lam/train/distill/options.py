@@ -23,7 +23,7 @@ class DistillOptions(TrainerOptions):
         structures: starting structures of the MD (any file ``lam data convert`` reads; labels are ignored).
         out: output model folder of the student.
         overwrite: replace a model already in ``out``.
-        resume: continue a run killed in ``out`` after its last complete stage (``out/iterations/``);
+        resume: continue a run killed in ``out`` at the stage it was in (checkpoints in ``out/rounds/``);
             with the same options it ends with the weights of an uninterrupted run.
         head: teacher head to distil (None: the teacher's only head); also the student's head name.
         student: preset of the student (``student``: the two-body (repinit-only) descriptor).

@@ -13,6 +13,7 @@ students; the best student is saved, with its errors against the user's own data
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from lam.hub.card import CARD_FILE, Lineage, distilled_card
 from lam.hub.models import load_model_and_ref
 from lam.hub.outputs import json_ready, refuse_existing_model, write_json
 from lam.model.lam import LAM
-from lam.train.distill.checkpoint import last_round, load_round, save_round
+from lam.train.distill.checkpoint import ROUNDS_DIR, StageStore, last_round, load_round, save_round
 from lam.train.distill.explore import label_frames, split_holdout
 from lam.train.distill.options import DistillOptions, quick_budget
 from lam.train.distill.parallel import explore
@@ -82,32 +83,56 @@ def _choose(new: list[ase.Atoms], round_index: int, state: RoundState, head: str
 
 
 def _train_committee(state: RoundState, head: str, options: DistillOptions, log_dir: Path,
-                     round_index: int) -> int:
+                     round_index: int, stages: StageStore) -> int:
     """Train every member on all training frames so far, then re-centre its energies on them.
 
     Training weighs energies little against forces (DeePMD's schedule) and lets the mean energy
     drift: 0.5 eV/atom off on 192-atom water after one quick iteration. Forces fix energies up to a
     constant per element, which the least-squares reference shift (DeePMD's change-bias) restores.
+    A member a killed run had finished is read back instead of trained again.
     """
-    steps = 0
     for k, member in enumerate(state.members):
-        member_options = replace(options, seed=options.seed + k)  # a different batch order per member
-        steps = train_student(member, head, state.train_frames, member_options, log_dir,
-                              f"round_{round_index}_member_{k}")
-        refit_energy_references(member, state.train_frames, head)
-    return steps
+        trained = stages.member(k, member)
+        if trained is None:
+            member_options = replace(options, seed=options.seed + k)  # a different batch order per member
+            train_student(member, head, state.train_frames, member_options, log_dir,
+                          f"round_{round_index}_member_{k}")
+            refit_energy_references(member, state.train_frames, head)
+            stages.save_member(k, member)
+        else:
+            state.members[k] = trained
+    return options.steps_per_iteration
+
+
+def _explore_and_label(
+    round_index: int, state: RoundState, starts: Sequence[ase.Atoms], teacher_calc: LAMCalculator,
+    head: str, options: DistillOptions, stages: StageStore,
+) -> tuple[list[ase.Atoms], dict[str, Any]]:
+    """The round's teacher-labelled frames and what to report about them; each stage stored once done."""
+    labelled = stages.frames("labelled")
+    if labelled is not None:
+        return labelled
+    explored = stages.frames("explored")
+    if explored is None:
+        rejected: list[dict] = []
+        by_teacher, by_student = explore(round_index, starts, teacher_calc, state.members[0], head, options,
+                                         rejected)
+        notes = {"frames_teacher_md": len(by_teacher), "frames_student_md": len(by_student),
+                 "rejected_frames": rejected}  # collapsed MD frames, never labelled
+        explored = stages.save_frames("explored", by_teacher + by_student, notes), notes
+    frames, notes = explored
+    chosen, selection = _choose(frames, round_index, state, head, options)
+    notes = {**notes, "selection": selection}
+    return stages.save_frames("labelled", label_frames(chosen, teacher_calc), notes), notes
 
 
 def run_round(
     round_index: int, state: RoundState, starts: Sequence[ase.Atoms], teacher_calc: LAMCalculator,
-    head: str, options: DistillOptions, log_dir: Path,
+    head: str, options: DistillOptions, out: Path,
 ) -> dict[str, Any]:
     """Explore, select, label, split (extends ``state``), train the committee, measure: the round's record."""
-    rejected: list[dict] = []
-    driver = state.members[0]
-    by_teacher, by_student = explore(round_index, starts, teacher_calc, driver, head, options, rejected)
-    chosen, selection = _choose(by_teacher + by_student, round_index, state, head, options)
-    new = label_frames(chosen, teacher_calc)
+    stages = StageStore(out, round_index)
+    new, notes = _explore_and_label(round_index, state, starts, teacher_calc, head, options, stages)
     if round_index == 1:  # fresh students: environments and scale fitted to what they will learn
         for member in state.members:
             prepare_fresh_student(member, head, new)
@@ -116,17 +141,18 @@ def run_round(
     train, held = split_holdout(new, options.holdout_fraction, options.seed + round_index)
     state.train_frames += train
     state.holdout += held
-    steps = _train_committee(state, head, options, log_dir, round_index) if new or round_index == 1 else 0
+    trains = new or round_index == 1
+    steps = _train_committee(state, head, options, out / "logs", round_index, stages) if trains else 0
     members = [error_metrics(predict(member, state.holdout, head)) for member in state.members]
     best = min(range(len(members)), key=lambda k: members[k]["force_rmse"])
-    return {"iteration": round_index, "frames_teacher_md": len(by_teacher),
-            "frames_student_md": len(by_student),
-            "selection": selection, "labelled": len(new), "train_frames": len(state.train_frames),
+    return {"iteration": round_index, "frames_teacher_md": notes["frames_teacher_md"],
+            "frames_student_md": notes["frames_student_md"],
+            "selection": notes["selection"], "labelled": len(new), "train_frames": len(state.train_frames),
             "holdout_frames": len(state.holdout), "steps": steps, "new_frames_before_training": before,
             "holdout": members[best],  # student vs teacher, the best member
             "best_member": best, "committee_holdout_force_rmse": [m["force_rmse"] for m in members],
             "holdout_teacher_force_rms": force_rms(state.holdout),  # eV/Å: the scale errors compare to
-            "rejected_frames": rejected}  # collapsed MD frames, never labelled
+            "rejected_frames": notes["rejected_frames"]}
 
 
 def _converged(record: dict[str, Any], options: DistillOptions) -> bool:
@@ -163,8 +189,9 @@ def distill(
         raise ValueError("lam distill needs --structures FILE and --out DIR")
     out = Path(options.out)
     resumed = last_round(out) if options.resume else 0
-    if not resumed:  # a resumed run writes into the folder its first part made
+    if not options.resume:  # a resumed run writes into the folder its first part made
         refuse_existing_model(out, options.overwrite)
+        shutil.rmtree(out / ROUNDS_DIR, ignore_errors=True)  # an overwritten run's checkpoints are not ours
     structures = list(structures) if structures is not None else load_frames(options.structures)
     if len(structures) * (options.md_steps // options.sample_every + 1) < 2:  # 1 to train, 1 held out
         raise ValueError(f"distill: {len(structures)} structure(s) in {options.structures} with md_steps "
@@ -188,7 +215,7 @@ def distill(
     for round_index in range(resumed + 1, options.iterations + 1):
         if records and _converged(records[-1], options):
             break
-        records.append(run_round(round_index, state, structures, teacher_calc, head, options, out / "logs"))
+        records.append(run_round(round_index, state, structures, teacher_calc, head, options, out))
         state.train_frames, state.holdout = save_round(out, round_index, state.members, state.train_frames,
                                                        state.holdout, records)
         if progress is not None:
