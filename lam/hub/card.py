@@ -266,7 +266,8 @@ def distilled_card(
         lam_lineage={**lineage.to_dict(), "structures": structures, "distillation": settings},
     )
     rows = "\n".join(
-        f"| {r['iteration']} | {r['train_frames']} / {r['holdout_frames']} | {r['steps']} | "
+        f"| {r['iteration']} | {r['selection']['candidates']} / {r['labelled']} | "
+        f"{r['train_frames']} / {r['holdout_frames']} | {r['steps']} | "
         f"{1000 * r['holdout']['energy_mae_per_atom']:.2f} | {1000 * r['holdout']['force_rmse']:.2f} | "
         f"{1000 * r['holdout_teacher_force_rms']:.1f} |"
         for r in iterations

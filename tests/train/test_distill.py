@@ -72,6 +72,17 @@ def test_student_folder_loads_without_the_teacher(distilled: tuple[Path, Path, d
         assert (out / name).is_file(), name
 
 
+def test_report_and_card_count_the_teacher_labels(distilled: tuple) -> None:
+    _, out, report = distilled
+    iterations, summary = report["iterations"], report["summary"]
+    assert summary["teacher_labels"] == sum(r["labelled"] for r in iterations) > 0
+    assert [s["by"] for s in summary["selection"]] == ["all", "all"]  # no committee: every frame labelled
+    assert summary["md_speed_ratio"] == report["speed"]["md_speedup"] > 0
+    card = (out / "README.md").read_text()
+    for r in iterations:
+        assert f"| {r['iteration']} | {r['selection']['candidates']} / {r['labelled']} |" in card
+
+
 def test_student_references_are_the_teachers_shifted_to_the_labels(distilled: tuple) -> None:
     """The teacher's isolated-atom references, shifted by least squares on round 1's labels.
 
