@@ -228,6 +228,10 @@ def test_periodic_starts_are_also_explored_at_pressure(tmp_path: Path) -> None:
     options = dataclasses.replace(FAST, pressures=[50.0], md_steps=6, sample_every=2)
     by_teacher, _ = explore(1, starts(), calc, teacher, "pbe", options)
     assert sum("-50GPa-" in frame.info["frame_id"] for frame in by_teacher) == 2 * 3
+    # from round 2 a student that learns stress drives NPT too (here the teacher's model stands in)
+    learning = dataclasses.replace(options, stress_weight=1.0)
+    _, by_student = explore(2, starts(), calc, teacher, "pbe", learning)
+    assert sum("student-50GPa" in frame.info["frame_id"] for frame in by_student) == 2 * 3
     start = starts()[0]
     squeezed = run_md(
         start, calc, dataclasses.replace(options, md_steps=40), seed=0, name="p", pressure_GPa=50.0
@@ -298,3 +302,15 @@ def test_several_trajectories_per_condition_differ_in_seed_only() -> None:
     assert sum(job.include_start for job in jobs) == 1  # the start is labelled once
     with pytest.raises(ValueError, match="trajectories_per_condition"):
         DistillOptions(trajectories_per_condition=0)
+
+
+def test_students_drive_npt_once_they_learn_stress() -> None:
+    from lam.train.distill.parallel import trajectories
+
+    cell = bulk("Cu", "fcc", a=3.6, cubic=True)
+    without = DistillOptions(pressures=[1.0])
+    learning = DistillOptions(pressures=[1.0], stress_weight=1.0)
+    npt = lambda jobs: sorted(j.driver for j in jobs if j.pressure_GPa is not None)  # noqa: E731
+    assert npt(trajectories(2, [cell], without, with_student=True)) == ["teacher"]
+    assert npt(trajectories(2, [cell], learning, with_student=True)) == ["student", "teacher"]
+    assert npt(trajectories(1, [cell], learning, with_student=False)) == ["teacher"]  # no student yet

@@ -34,7 +34,8 @@ class DistillOptions(TrainerOptions):
         workers: exploration processes (each trajectory is an independent job on one core); 1 runs
             them in this process.
         pressures: periodic starts also run Berendsen NPT at each of these pressures, GPa (not bar:
-            1 GPa = 10^4 bar), and temperatures, driven by the teacher; empty: NVT only.
+            1 GPa = 10^4 bar), and temperatures, driven by the teacher and (from iteration 2, when
+            ``stress_weight`` > 0 so that the students learn stress) by the student; empty: NVT only.
         iterations: exploration / selection / labelling / training iterations (DP-GEN's) at most.
         quick: a run of minutes, to try the workflow: at most :data:`QUICK_LIMITS` MD steps per
             trajectory, training steps per iteration and iterations.

@@ -138,6 +138,8 @@ def trajectories(
 ) -> list[Trajectory]:
     """The round's MD runs: per temperature, start and copy, the teacher's (and the student's), plus NPT."""
     seed = options.seed * 1000 + round_index * 100
+    # a student drives NPT only once it learns stress: its barostat follows the stress it predicts
+    npt_drivers = ["teacher", "student"] if with_student and options.stress_weight > 0 else ["teacher"]
     jobs = []
     for t, temperature in enumerate(options.temperatures):
         for i, start in enumerate(starts):
@@ -154,8 +156,10 @@ def trajectories(
                     student = Trajectory("student", i, base + 50, name.format("student"), False, temperature)
                     jobs.append(student)
                 for p, pressure in enumerate(options.pressures if start.pbc.all() else []):
-                    npt_name, npt_seed = name.format(f"teacher-{pressure:g}GPa"), base + 100 * (p + 1)
-                    jobs.append(Trajectory("teacher", i, npt_seed, npt_name, False, temperature, pressure))
+                    for driver in npt_drivers:
+                        npt_name = name.format(f"{driver}-{pressure:g}GPa")
+                        npt_seed = base + 100 * (p + 1) + (50 if driver == "student" else 0)
+                        jobs.append(Trajectory(driver, i, npt_seed, npt_name, False, temperature, pressure))
     return jobs
 
 
@@ -171,8 +175,9 @@ def explore(
     """This round's (teacher-driven, student-driven) frames, unlabelled (geometry only).
 
     ``trajectories_per_condition`` trajectories per starting structure and temperature, for each
-    driver (the student from round 2); periodic starts also get teacher-driven NPT ones per
-    temperature and pressure. Both
+    driver (the student from round 2); periodic starts also get NPT ones per temperature and
+    pressure, driven by the teacher and, when the students learn stress (``stress_weight`` > 0),
+    by the student. Both
     drivers stop a trajectory at a force above ``options.max_force`` or a frame that fails validation
     (recorded in ``rejected``).
     """
