@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import ase.io
+import numpy as np
 import pytest
 import torch
 from ase.build import bulk
@@ -54,6 +55,7 @@ def test_a_committee_labels_only_what_it_disagrees_on(tmp_path: Path) -> None:
         trust_hi=0.5,
         accurate_fraction=1.01,
         test_data=str(tmp_path / "dft.extxyz"),
+        ensemble=True,
     )
     result = distill(options, starts())
     first, second = result.iterations
@@ -71,6 +73,22 @@ def test_a_committee_labels_only_what_it_disagrees_on(tmp_path: Path) -> None:
         and against["student"]["force_rmse"] > 0
         and against["teacher"]["force_rmse"] > 0
     )
+    # the ensemble: every member a model folder; the mean is no worse than the members on average
+    ensemble = report["ensemble"]
+    assert ensemble["members"] == ["committee/member_0", "committee/member_1"]
+    member_errors = second["committee_holdout_force_rmse"]
+    assert ensemble["holdout"]["force_rmse"] <= sum(member_errors) / 2 + 1e-12
+    from lam.calculator import LAMCalculator
+
+    folders = [tmp_path / "student" / m for m in ensemble["members"]]
+    atoms = starts()[0]
+    atoms.calc = LAMCalculator(folders, head="pbe")
+    each = []
+    for folder in folders:
+        single = starts()[0]
+        single.calc = LAMCalculator(folder, head="pbe")
+        each.append(single.get_forces())
+    assert np.allclose(atoms.get_forces(), np.mean(each, axis=0), atol=1e-6)
 
 
 def test_a_committee_that_agrees_everywhere_stops_early(tmp_path: Path) -> None:
@@ -94,6 +112,8 @@ def test_a_committee_that_agrees_everywhere_stops_early(tmp_path: Path) -> None:
 def test_committee_options_are_checked() -> None:
     with pytest.raises(ValueError, match="committee >= 1"):
         DistillOptions(committee=0)
+    with pytest.raises(ValueError, match="ensemble needs a committee"):
+        DistillOptions(ensemble=True)
 
 
 def spy_on(monkeypatch, module, name: str) -> list[tuple]:

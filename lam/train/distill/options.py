@@ -77,6 +77,9 @@ class DistillOptions(TrainerOptions):
             DP-GEN2's 0.05.
         trust_hi: deviation above which a frame counts as failed: reported, not labelled. None: three
             times ``trust_lo`` (DP-GEN2's 0.05 / 0.15).
+        ensemble: also save every committee member (``out/committee/member_K``) and report the
+            errors of their mean: ``LAMCalculator([...member folders])`` predicts with the mean and
+            its uncertainty. ``out`` itself holds the member with the lowest held-out error.
         max_selected: frames labelled per iteration at most (a seeded subset); 0: no cap.
         accurate_fraction: with a committee, stop once this fraction of an iteration's explored frames is
             learned (below ``trust_lo``).
@@ -121,6 +124,7 @@ class DistillOptions(TrainerOptions):
     trust_lo: float | None = None
     trust_hi: float | None = None
     max_selected: int = 0
+    ensemble: bool = False
     accurate_fraction: float = 0.95
     test_data: str | None = None
     seed: int = 0
@@ -141,6 +145,8 @@ class DistillOptions(TrainerOptions):
         if self.committee < 1 or self.max_selected < 0 or not 0.0 <= lo < hi:
             raise ValueError(f"distill: need committee >= 1, max_selected >= 0 and 0 <= trust_lo < trust_hi, "
                              f"got {self.committee}, {self.max_selected}, {self.trust_lo}, {self.trust_hi}")
+        if self.ensemble and self.committee < 2:
+            raise ValueError(f"distill: an ensemble needs a committee of 2 or more, got {self.committee}")
         if not 0.0 < self.holdout_fraction < 1.0:
             raise ValueError(f"distill: holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
 

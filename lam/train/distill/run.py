@@ -29,6 +29,7 @@ from lam.hub.models import load_model_and_ref
 from lam.hub.outputs import json_ready, refuse_existing_model, write_json
 from lam.model.lam import LAM
 from lam.train.distill.checkpoint import ROUNDS_DIR, StageStore, last_round, load_round, save_round
+from lam.train.distill.ensemble import save_ensemble
 from lam.train.distill.explore import label_frames, split_holdout
 from lam.train.distill.options import DistillOptions, quick_budget
 from lam.train.distill.parallel import explore
@@ -170,6 +171,7 @@ class DistillResult:
     converged: bool
     speed: dict[str, Any]
     reference: dict[str, Any] | None = None  # student and teacher against the user's --test-data
+    ensemble: dict[str, Any] | None = None  # the committee's folders and its mean's errors (--ensemble)
 
 
 def distill(
@@ -224,7 +226,9 @@ def distill(
     student = state.members[records[-1]["best_member"]]
     speed = compare_speed(teacher, student, head, max(structures, key=len), options.dtype)
     reference = reference_errors(options.test_data, test_frames, teacher_test, student, head)
-    result = DistillResult(out, records, converged, speed, reference)
+    ensemble = None if not options.ensemble else save_ensemble(state.members, state.holdout, test_frames,
+                                                                head, out)
+    result = DistillResult(out, records, converged, speed, reference, ensemble)
     save_distilled(student, result, Lineage(parent, head, head, "distill"), options)
     return result
 
@@ -284,7 +288,7 @@ def save_distilled(
     card.save(result.out / CARD_FILE)
     report = {"lineage": lineage.to_dict(), "structures": options.structures, "summary": summary(result),
               "options": json_ready(options), "converged": result.converged, "iterations": result.iterations,
-              "speed": result.speed, "against_test_data": result.reference}
+              "speed": result.speed, "against_test_data": result.reference, "ensemble": result.ensemble}
     write_json(result.out / REPORT_FILE, report)
     plot_agreement(result.iterations, options.target_force_rmse, result.out / PLOT_FILE)
     student.save_pretrained(result.out)  # last: the folder holds a model only once it is complete
