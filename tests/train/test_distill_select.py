@@ -114,6 +114,9 @@ def test_committee_options_are_checked() -> None:
         DistillOptions(committee=0)
     with pytest.raises(ValueError, match="ensemble needs a committee"):
         DistillOptions(ensemble=True)
+    with pytest.raises(ValueError, match="one process"):  # several ranks would all write the run folder
+        DistillOptions(devices=2)
+    assert DistillOptions(devices=1, num_nodes=1).devices == 1
 
 
 def spy_on(monkeypatch, module, name: str) -> list[tuple]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from lam.train.trainer import TrainerOptions
+from lam.train.trainer import TrainerOptions, is_distributed, lightning_args
 
 # beyond the pressure at Earth's centre (~360 GPa): a pressure in bar given as GPa
 MAX_PRESSURE_GPA = 500.0
@@ -145,6 +145,10 @@ class DistillOptions(TrainerOptions):
         if self.committee < 1 or self.max_selected < 0 or not 0.0 <= lo < hi:
             raise ValueError(f"distill: need committee >= 1, max_selected >= 0 and 0 <= trust_lo < trust_hi, "
                              f"got {self.committee}, {self.max_selected}, {self.trust_lo}, {self.trust_hi}")
+        if is_distributed(lightning_args(self)):
+            raise ValueError(f"distill: the loop runs in one process, so devices={self.devices!r} and "
+                             f"num_nodes={self.num_nodes!r} (several processes) are not supported yet; "
+                             "explore in parallel with --workers")
         if self.ensemble and self.committee < 2:
             raise ValueError(f"distill: an ensemble needs a committee of 2 or more, got {self.committee}")
         if not 0.0 < self.holdout_fraction < 1.0:
