@@ -196,3 +196,17 @@ def test_a_collapsed_frame_is_rejected_not_labelled() -> None:
     assert frames == [] and len(rejected) == 1
     assert rejected[0]["frame_id"].startswith("s#0")
     assert "distance" in rejected[0]["field"] + rejected[0]["reason"]
+
+
+def test_an_exploding_start_is_reported_and_the_run_goes_on(tmp_path: Path) -> None:
+    """Two atoms 0.3 Å apart in one start: its trajectories stop at once, the other start is distilled."""
+    teacher = teacher_folder(tmp_path)
+    exploding = periodic_alloy(seed=2, repeat=1)
+    exploding.positions[1] = exploding.positions[0] + [0.3, 0.0, 0.0]
+    options = dataclasses.replace(FAST, teacher=str(teacher), out=tmp_path / "student", structures="mixed",
+                                  iterations=1)
+    result = distill(options, [starts()[0], exploding])
+    record = result.iterations[0]
+    assert record["rejected_frames"] and all("-s1" in r["frame_id"] for r in record["rejected_frames"])
+    assert record["labelled"] == record["frames_teacher_md"] == 12 // 2 + 1  # the good start's frames only
+    assert (tmp_path / "student" / "model.safetensors").is_file()
