@@ -32,7 +32,7 @@ from lam.model.lam import LAM
 ModelLike = LAM | str | Path
 
 
-def _batches(frames: Iterable[ase.Atoms], batch_atoms: int) -> Iterator[tuple[int, list[ase.Atoms]]]:
+def frame_groups(frames: Iterable[ase.Atoms], batch_atoms: int) -> Iterator[tuple[int, list[ase.Atoms]]]:
     """Consecutive groups of frames with at most ``batch_atoms`` atoms, with their first frame's index.
 
     A frame larger than ``batch_atoms`` goes alone.
@@ -49,7 +49,7 @@ def _batches(frames: Iterable[ase.Atoms], batch_atoms: int) -> Iterator[tuple[in
         yield first, group
 
 
-def _batch_results(
+def batch_results(
     frames: list[ase.Atoms], first: int, model: LAM, head: str, device: torch.device, stress: bool | None
 ) -> list[dict[str, float | np.ndarray]]:
     """One batch through the model: one ASE-style results dict per frame (eV, eV/Å, Voigt eV/Å^3)."""
@@ -69,15 +69,15 @@ def _batch_results(
     node_energy = out.node_energy.detach().double().cpu().numpy()
     stresses = out.stress.detach().double().cpu().numpy() if any(with_stress) else None
     bounds = np.cumsum([0] + [len(atoms) for atoms in frames])
-    batch_results = []
+    per_frame = []
     for index in range(len(frames)):
         start, end = bounds[index], bounds[index + 1]
         results = {"energy": float(energy[index]), "forces": forces[start:end]}
         results["energies"] = node_energy[start:end]
         if with_stress[index]:
             results["stress"] = stress_voigt(stresses[index])
-        batch_results.append(results)
-    return batch_results
+        per_frame.append(results)
+    return per_frame
 
 
 def as_model(model: ModelLike) -> LAM:
@@ -125,10 +125,10 @@ def iter_results(
         model.to(device)
     device = next(model.parameters()).device
     model.eval()
-    for first, group in _batches(frames, batch_atoms):
+    for first, group in frame_groups(frames, batch_atoms):
         for atoms in group:
             check_elements(model, head, atoms.numbers, allow_unseen_elements)
-        yield from _batch_results(group, first, model, head, device, stress)
+        yield from batch_results(group, first, model, head, device, stress)
 
 
 def iter_predict(

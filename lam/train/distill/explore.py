@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import ase
 import numpy as np
 from ase import units
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.md.langevin import Langevin
 from ase.md.md import MolecularDynamics
 from ase.md.nptberendsen import NPTBerendsen
@@ -15,7 +14,7 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
 from lam.calculator import LAMCalculator
 from lam.data.validate import InvalidFrameError, validate_atoms
-from lam.predict import iter_results
+from lam.train.distill.labelling import label_with_lightning
 from lam.train.distill.options import DistillOptions
 
 
@@ -90,22 +89,17 @@ def _integrator(
                         compressibility_au=1.0 / (100 * units.GPa))  # a typical solid's bulk modulus
 
 
-def label_frames(frames: Sequence[ase.Atoms], teacher: LAMCalculator) -> list[ase.Atoms]:
+def label_frames(
+    frames: Sequence[ase.Atoms], teacher: LAMCalculator, devices: int = 1, accelerator: str | None = None,
+) -> list[ase.Atoms]:
     """Attach the teacher's energy (eV), forces (eV/Å) and, for bulk cells, stress (eV/Å^3).
 
-    The frames go through the teacher in batches (:func:`lam.predict.iter_results`, the package's
-    predict loop), with the calculator's model, head and precision: the same numbers as one
-    calculator call per frame, at a fraction of the per-call overhead.
+    The frames go through Lightning's predict loop in batches (:mod:`.labelling`) with the
+    calculator's model, head and precision: the numbers of one calculator call per frame, at a
+    fraction of the per-call overhead, on ``devices`` processes of ``accelerator``.
     """
-    frames = list(frames)
-    results = iter_results(teacher.model, frames, teacher.head, device=teacher.device,
-                           allow_unseen_elements=teacher.allow_unseen_elements)
-    for atoms, result in zip(frames, results, strict=True):
-        labels = {"energy": result["energy"], "forces": result["forces"]}
-        if "stress" in result:
-            labels["stress"] = result["stress"]
-        atoms.calc = SinglePointCalculator(atoms, **labels)
-    return frames
+    return label_with_lightning(frames, teacher.model, teacher.head, devices, accelerator,
+                                allow_unseen_elements=teacher.allow_unseen_elements)
 
 
 def split_holdout(frames: Sequence[ase.Atoms], fraction: float, seed: int) -> tuple[list, list]:

@@ -31,6 +31,8 @@ class DistillOptions(TrainerOptions):
             and temperature (``--temperatures 300,600`` or ``--temperatures 300 --temperatures 600``).
         trajectories_per_condition: independent trajectories (their own velocities and thermostat
             noise) per starting structure, temperature, pressure and driver.
+        label_devices: processes (one device of ``accelerator`` each) the teacher's labelling is
+            spread over, through Lightning's predict loop (spawned from this process).
         workers: exploration processes (each trajectory is an independent job on one core); 1 runs
             them in this process.
         pressures: periodic starts also run Berendsen NPT at each of these pressures, GPa (not bar:
@@ -100,6 +102,7 @@ class DistillOptions(TrainerOptions):
     pressures: list[float] = field(default_factory=list)
     trajectories_per_condition: int = 1
     workers: int = 1
+    label_devices: int = 1
     iterations: int = 3
     quick: bool = False
     md_steps: int = 200
@@ -139,9 +142,9 @@ class DistillOptions(TrainerOptions):
         if self.pressures and max(abs(p) for p in self.pressures) > MAX_PRESSURE_GPA:
             raise ValueError(f"distill: pressures are in GPa (1 GPa = 10^4 bar); {self.pressures} has one "
                              f"beyond {MAX_PRESSURE_GPA:g} GPa")
-        if min(self.workers, self.trajectories_per_condition) < 1:
-            raise ValueError(f"distill: workers and trajectories_per_condition must be >= 1, got "
-                             f"{self.workers} and {self.trajectories_per_condition}")
+        if min(self.workers, self.trajectories_per_condition, self.label_devices) < 1:
+            raise ValueError(f"distill: workers, trajectories_per_condition and label_devices must be >= 1, "
+                             f"got {self.workers}, {self.trajectories_per_condition}, {self.label_devices}")
         if self.committee < 1 or self.max_selected < 0 or not 0.0 <= lo < hi:
             raise ValueError(f"distill: need committee >= 1, max_selected >= 0 and 0 <= trust_lo < trust_hi, "
                              f"got {self.committee}, {self.max_selected}, {self.trust_lo}, {self.trust_hi}")

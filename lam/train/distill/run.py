@@ -124,7 +124,8 @@ def _explore_and_label(
     frames, notes = explored
     chosen, selection = _choose(frames, round_index, state, head, options)
     notes = {**notes, "selection": selection}
-    return stages.save_frames("labelled", label_frames(chosen, teacher_calc), notes), notes
+    labelled = label_frames(chosen, teacher_calc, options.label_devices, options.accelerator)
+    return stages.save_frames("labelled", labelled, notes), notes
 
 
 def run_round(
