@@ -1,7 +1,7 @@
 """MD speed of a distilled lam student next to DeePMD-kit ``se_e2_a`` on the same water box; ONE JSON object.
 
 DeePMD-kit runs in its own virtual environment (``bash ../shared/peers/setup.sh``, beside the project;
-lam never depends on it): its harness trains ``se_e2_a`` for 2 steps (speed does not depend on the
+lam never depends on it): its harness trains ``se_e2_a`` for a few steps (speed does not depend on the
 weights), freezes it and times ASE Velocity Verlet with DeePMD-kit's calculator on the 192-atom
 frame of ``water_deepmd_example``, 2 threads, float64. Right after, in this process, the student runs
 the same ASE integrator on the same frame with 2 threads, in float64 (like for like) and float32
@@ -38,7 +38,8 @@ def deepmd_md_speed(venv: Path, reps: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "peer.json"
         command = [str(venv / "bin" / "python"), str(PEERS / "run_bench.py"), "--models", "se_e2_a",
-                   "--train-variants", "", "--infer-variants", "", "--md-variants", "t2",
+                   # a training variant makes the harness prime and freeze the model; 4 timed steps
+                   "--train-variants", "t2", "--steps", "se_e2_a=4", "--infer-variants", "", "--md-variants", "t2",
                    "--reps", str(reps), "--out", str(out)]
         subprocess.run(command, check=True, env={**os.environ, "PEERS_VENV": str(venv)},
                        stdout=subprocess.DEVNULL)
