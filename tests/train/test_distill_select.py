@@ -65,6 +65,8 @@ def test_a_committee_labels_only_what_it_disagrees_on(tmp_path: Path) -> None:
     assert chosen["candidates"] == explored
     assert chosen["accurate"] + chosen["selected"] + chosen["failed"] + chosen["over_cap"] == explored
     assert second["labelled"] == chosen["selected"]
+    spread = chosen["deviation_percentiles"]
+    assert 0 < spread["10"] <= spread["50"] <= spread["90"]
     assert len(second["committee_holdout_force_rmse"]) == 2
     report = json.loads((tmp_path / "student" / "report.json").read_text())
     against = report["against_test_data"]

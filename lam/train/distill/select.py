@@ -54,6 +54,9 @@ class Selection:
             "accurate_fraction": len(self.accurate) / total,
             "selected_fraction": len(self.selected) / total,
             "failed_fraction": len(self.failed) / total,
+            # eV/Å: where the trust levels fall among this iteration's frames (to set them by hand)
+            "deviation_percentiles": {str(q): float(np.percentile(self.deviations, q)) for q in (10, 50, 90)}
+            if self.deviations else None,
         }
 
 
