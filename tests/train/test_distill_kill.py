@@ -49,7 +49,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]
     return root, load_file(root / "whole" / "model.safetensors")
 
 
-@pytest.mark.parametrize("marker", ["round_1.stages/member_0.json", "round_2.stages/explored.json"],
+@pytest.mark.parametrize("marker", ["round_1.stages/member_0", "round_2.stages/explored.json"],
                          ids=["training round 1", "after exploring round 2"])
 def test_sigkill_then_resume_gives_the_uninterrupted_weights(marker: str, uninterrupted: tuple) -> None:
     root, expected = uninterrupted

@@ -19,6 +19,12 @@ from lam.train.distill.options import quick_budget
 from lam.train.distill.select import select
 
 
+def committee_run(teacher: Path, out: Path, **overrides: object) -> DistillOptions:
+    """``FAST`` with a committee of two students distilling ``teacher`` into ``out`` from the alloy starts."""
+    return dataclasses.replace(FAST, teacher=str(teacher), out=out, structures="alloy", committee=2,
+                               **overrides)
+
+
 def test_frames_are_sorted_by_their_committee_deviation() -> None:
     chosen = select(
         [0.01, 0.07, 0.2, 0.05, 0.15, 0.049], trust_lo=0.05, trust_hi=0.15, max_selected=0, seed=0
@@ -42,21 +48,9 @@ def test_a_committee_labels_only_what_it_disagrees_on(tmp_path: Path) -> None:
     Trust levels around the committee's typical deviation make all three verdicts likely; the
     invariants hold whatever the split: labelled = selected, and the counts add up.
     """
-    teacher = teacher_folder(tmp_path)
-    cu = emt_labelled_cells("Cu", 3, seed=2)
-    ase.io.write(tmp_path / "dft.extxyz", cu)
-    options = dataclasses.replace(
-        FAST,
-        teacher=str(teacher),
-        out=tmp_path / "student",
-        structures="alloy",
-        committee=2,
-        trust_lo=1e-4,
-        trust_hi=0.5,
-        accurate_fraction=1.01,
-        test_data=str(tmp_path / "dft.extxyz"),
-        ensemble=True,
-    )
+    ase.io.write(tmp_path / "dft.extxyz", emt_labelled_cells("Cu", 3, seed=2))
+    options = committee_run(teacher_folder(tmp_path), tmp_path / "student", trust_lo=1e-4, trust_hi=0.5,
+                            accurate_fraction=1.01, test_data=str(tmp_path / "dft.extxyz"), ensemble=True)
     result = distill(options, starts())
     first, second = result.iterations
     assert first["selection"]["by"] == "all" and first["labelled"] == first["frames_teacher_md"]
@@ -94,17 +88,8 @@ def test_a_committee_labels_only_what_it_disagrees_on(tmp_path: Path) -> None:
 
 
 def test_a_committee_that_agrees_everywhere_stops_early(tmp_path: Path) -> None:
-    teacher = teacher_folder(tmp_path)
-    options = dataclasses.replace(
-        FAST,
-        teacher=str(teacher),
-        out=tmp_path / "student",
-        structures="alloy",
-        iterations=3,
-        committee=2,
-        trust_lo=10.0,
-        trust_hi=20.0,
-    )
+    options = committee_run(teacher_folder(tmp_path), tmp_path / "student", iterations=3, trust_lo=10.0,
+                            trust_hi=20.0)
     result = distill(options, starts())
     assert len(result.iterations) == 2 and result.converged
     second = result.iterations[1]
@@ -137,8 +122,7 @@ def spy_on(monkeypatch, module, name: str) -> list[tuple]:
 def whole_run(tmp_path_factory) -> tuple[DistillOptions, Path]:
     """An uninterrupted 2-round committee run (trust levels that label everything: round 2 trains)."""
     root = tmp_path_factory.mktemp("whole")
-    options = dataclasses.replace(FAST, teacher=str(teacher_folder(root)), out=root / "whole",
-                                  structures="alloy", committee=2, trust_lo=0.0, trust_hi=1e9)
+    options = committee_run(teacher_folder(root), root / "whole", trust_lo=0.0, trust_hi=1e9)
     distill(options, starts())
     return options, root / "whole" / "model.safetensors"
 
@@ -275,15 +259,8 @@ def test_trust_levels_default_to_the_teachers_error_on_the_users_data(tmp_path: 
     teacher_dir = teacher_folder(tmp_path)
     cu = emt_labelled_cells("Cu", 3, seed=3)
     ase.io.write(tmp_path / "dft.extxyz", cu)
-    options = dataclasses.replace(
-        FAST,
-        teacher=str(teacher_dir),
-        out=tmp_path / "student",
-        structures="alloy",
-        iterations=1,
-        committee=2,
-        test_data=str(tmp_path / "dft.extxyz"),
-    )
+    options = committee_run(teacher_dir, tmp_path / "student", iterations=1,
+                            test_data=str(tmp_path / "dft.extxyz"))
     distill(options, starts())
     resolved = json.loads((tmp_path / "student" / "report.json").read_text())["options"]
     teacher = LAM.from_pretrained(teacher_dir).double()  # the run's teacher calculator works in float64

@@ -1,7 +1,7 @@
 """Checkpoints of ``lam distill``: a killed run resumes at the stage of the round it was in.
 
-After every round the run folder gets ``rounds/round_K/``: each committee member's weights
-(``member_I.safetensors``) and config (``member_I.json``), the teacher-labelled training and held-out
+After every round the run folder gets ``rounds/round_K/``: each committee member as a model folder
+(``member_I/``, written by ``save_pretrained``), the teacher-labelled training and held-out
 frames so far (extxyz) and the round records (``records.json``). The folder is written under a
 temporary name and renamed when complete, so a kill leaves either the previous rounds or the new one
 whole. Within a round, :class:`StageStore` keeps each finished stage (exploration, labelling, each
@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import ase.io
-from safetensors.torch import load_file, save_file
 
-from lam.model.config import LAMConfig
 from lam.model.lam import LAM
 
 ROUNDS_DIR = "rounds"
@@ -48,7 +46,8 @@ def save_round(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for index, member in enumerate(members):
-        _save_member(staging, index, member)
+        # a model folder keeps the config too: fitting to the first labels changes it (neighbour divisor)
+        member.save_pretrained(_member_dir(staging, index))
     ase.io.write(staging / "train.extxyz", train_frames, format="extxyz")
     ase.io.write(staging / "holdout.extxyz", holdout, format="extxyz")
     (staging / "records.json").write_text(json.dumps(records, indent=1) + "\n")
@@ -58,19 +57,13 @@ def save_round(
     return _read_frames(final)
 
 
-def _save_member(folder: Path, index: int, member: LAM) -> None:
-    tensors = {k: v.detach().contiguous().cpu() for k, v in member.state_dict().items()}
-    save_file(tensors, folder / f"member_{index}.safetensors")
-    # the config too: fitting to the first labels changes it (the student's neighbour normaliser)
-    (folder / f"member_{index}.json").write_text(json.dumps(member.config.to_dict(), indent=1) + "\n")
+def _member_dir(folder: Path, index: int) -> Path:
+    return folder / f"member_{index}"
 
 
 def _load_member(folder: Path, index: int, like: LAM) -> LAM:
-    """Member ``index`` as saved in ``folder``, in the dtype of ``like``."""
-    config = LAMConfig.from_dict(json.loads((folder / f"member_{index}.json").read_text()))
-    model = LAM(config).to(next(like.parameters()).dtype)
-    model.load_state_dict(load_file(folder / f"member_{index}.safetensors"))
-    return model
+    """Member ``index`` saved as a model folder in ``folder`` (weights checked), in ``like``'s dtype."""
+    return LAM.from_pretrained(_member_dir(folder, index)).to(next(like.parameters()).dtype)
 
 
 class StageStore:
@@ -105,19 +98,15 @@ class StageStore:
         return self.frames(stage)[0]
 
     def save_member(self, index: int, member: LAM) -> None:
-        """Store a trained committee member (config last: its presence marks the member done)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        staging = self.folder / f"partial_{index}"
+        """Store a trained committee member (a model folder, renamed into place once complete)."""
+        staging = self.folder / f"partial_member_{index}"
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        _save_member(staging, index, member)
-        for name in (f"member_{index}.safetensors", f"member_{index}.json"):
-            (staging / name).rename(self.folder / name)
-        staging.rmdir()
+        member.save_pretrained(staging)
+        staging.rename(_member_dir(self.folder, index))
 
     def member(self, index: int, like: LAM) -> LAM | None:
         """Trained member ``index`` of this round, or None when its training had not finished."""
-        if not (self.folder / f"member_{index}.json").is_file():
+        if not _member_dir(self.folder, index).is_dir():
             return None
         return _load_member(self.folder, index, like)
 

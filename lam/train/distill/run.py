@@ -37,7 +37,6 @@ from lam.train.distill.report import PLOT_FILE, plot_agreement
 from lam.train.distill.select import Selection, committee_deviations, select
 from lam.train.distill.student import build_student, compare_speed, prepare_fresh_student, train_student
 from lam.train.evaluate import error_metrics, predict
-from lam.train.refit import refit_energy_references
 
 REPORT_FILE = "report.json"
 
@@ -85,11 +84,8 @@ def _choose(new: list[ase.Atoms], round_index: int, state: RoundState, head: str
 
 def _train_committee(state: RoundState, head: str, options: DistillOptions, log_dir: Path,
                      round_index: int, stages: StageStore) -> int:
-    """Train every member on all training frames so far, then re-centre its energies on them.
+    """Train every member on all training frames so far (:func:`train_student`).
 
-    Training weighs energies little against forces (DeePMD's schedule) and lets the mean energy
-    drift: 0.5 eV/atom off on 192-atom water after one quick iteration. Forces fix energies up to a
-    constant per element, which the least-squares reference shift (DeePMD's change-bias) restores.
     A member a killed run had finished is read back instead of trained again.
     """
     for k, member in enumerate(state.members):
@@ -98,7 +94,6 @@ def _train_committee(state: RoundState, head: str, options: DistillOptions, log_
             member_options = replace(options, seed=options.seed + k)  # a different batch order per member
             train_student(member, head, state.train_frames, member_options, log_dir,
                           f"round_{round_index}_member_{k}")
-            refit_energy_references(member, state.train_frames, head)
             stages.save_member(k, member)
         else:
             state.members[k] = trained
